@@ -1,0 +1,312 @@
+//! Typed settings, read once from the environment (and an optional `.env`) by `main` and passed
+//! down. Nothing deeper in the crate reads environment variables; tests build a `Config` directly.
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use secrecy::SecretString;
+
+/// `APP_ENV`: production refuses to start with a generated or weak secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub environment: Environment,
+    pub bind_addr: SocketAddr,
+    pub database: DatabaseConfig,
+    pub auth: AuthConfig,
+    pub http: HttpConfig,
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    /// May hold a password, so it is kept out of `Debug` output.
+    pub url: SecretString,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub signing: SigningConfig,
+    pub issuer: String,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    /// Concurrent Argon2 computations; each takes a core for ~20 ms and 19 MiB.
+    pub hash_concurrency: usize,
+    /// Login attempts per minute per account and per client address (0 disables the limit).
+    pub login_per_account_per_minute: u32,
+    pub login_per_ip_per_minute: u32,
+}
+
+#[derive(Debug, Clone)]
+pub enum SigningConfig {
+    /// HS256 with this secret; `None` means "generate one for this run" (development only).
+    Hs256(Option<SecretString>),
+    /// EdDSA (Ed25519) with PEM key files.
+    EdDsa {
+        private_key: PathBuf,
+        public_key: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// `None` allows any origin. Credentials are bearer tokens, never cookies, so a permissive
+    /// CORS policy does not expose users to cross-site request forgery.
+    pub cors_origins: Option<Vec<String>>,
+    pub max_body_bytes: usize,
+    /// Take the client address from the last `X-Forwarded-For` hop (behind one trusted proxy).
+    pub trust_forwarded_for: bool,
+}
+
+/// The shortest HS256 secret we accept: 256 bits, the size of the HMAC-SHA256 key.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{name}: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+impl Default for Config {
+    /// Development defaults: what `cargo run` uses on a fresh machine.
+    fn default() -> Self {
+        Self {
+            environment: Environment::Development,
+            bind_addr: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            database: DatabaseConfig {
+                url: SecretString::from("sqlite://chat.db?mode=rwc"),
+                max_connections: 16,
+            },
+            auth: AuthConfig {
+                signing: SigningConfig::Hs256(None),
+                issuer: "chat-server".into(),
+                access_token_ttl: Duration::from_secs(900),
+                refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
+                hash_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
+                login_per_account_per_minute: 10,
+                login_per_ip_per_minute: 60,
+            },
+            http: HttpConfig {
+                cors_origins: None,
+                max_body_bytes: 1024 * 1024,
+                trust_forwarded_for: false,
+            },
+            log_format: LogFormat::Pretty,
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, overridden by `.env` (if present), overridden by the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        // A missing .env is the normal case; a malformed one is worth failing on.
+        if let Err(err) = dotenvy::dotenv()
+            && !err.not_found()
+        {
+            return Err(invalid(".env", err.to_string()));
+        }
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// The parsing behind `from_env`, over any source of variables.
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &'static str| var(name).filter(|v| !v.trim().is_empty());
+        let mut config = Config::default();
+
+        if let Some(v) = get("APP_ENV") {
+            config.environment = match v.to_ascii_lowercase().as_str() {
+                "development" | "dev" => Environment::Development,
+                "production" | "prod" => Environment::Production,
+                _ => return Err(invalid("APP_ENV", "expected development or production")),
+            };
+        }
+        if let Some(v) = get("BIND_ADDR") {
+            config.bind_addr = parse("BIND_ADDR", &v)?;
+        }
+        if let Some(v) = get("DATABASE_URL") {
+            config.database.url = SecretString::from(v);
+        }
+        if let Some(v) = get("DATABASE_MAX_CONNECTIONS") {
+            config.database.max_connections = parse("DATABASE_MAX_CONNECTIONS", &v)?;
+        }
+
+        let auth = &mut config.auth;
+        let algorithm = get("JWT_ALGORITHM").unwrap_or_else(|| "HS256".into());
+        auth.signing = match algorithm.as_str() {
+            "HS256" => SigningConfig::Hs256(get("JWT_SECRET").map(SecretString::from)),
+            "EdDSA" => SigningConfig::EdDsa {
+                private_key: get("JWT_PRIVATE_KEY_FILE")
+                    .ok_or_else(|| invalid("JWT_PRIVATE_KEY_FILE", "required with EdDSA"))?
+                    .into(),
+                public_key: get("JWT_PUBLIC_KEY_FILE")
+                    .ok_or_else(|| invalid("JWT_PUBLIC_KEY_FILE", "required with EdDSA"))?
+                    .into(),
+            },
+            _ => return Err(invalid("JWT_ALGORITHM", "expected HS256 or EdDSA")),
+        };
+        if let Some(v) = get("JWT_ISSUER") {
+            auth.issuer = v;
+        }
+        if let Some(v) = get("ACCESS_TOKEN_TTL_SECONDS") {
+            auth.access_token_ttl = Duration::from_secs(parse("ACCESS_TOKEN_TTL_SECONDS", &v)?);
+        }
+        if let Some(v) = get("REFRESH_TOKEN_TTL_SECONDS") {
+            auth.refresh_token_ttl = Duration::from_secs(parse("REFRESH_TOKEN_TTL_SECONDS", &v)?);
+        }
+        if let Some(v) = get("PASSWORD_HASH_CONCURRENCY") {
+            auth.hash_concurrency = parse("PASSWORD_HASH_CONCURRENCY", &v)?;
+        }
+        if let Some(v) = get("LOGIN_RATE_PER_ACCOUNT") {
+            auth.login_per_account_per_minute = parse("LOGIN_RATE_PER_ACCOUNT", &v)?;
+        }
+        if let Some(v) = get("LOGIN_RATE_PER_IP") {
+            auth.login_per_ip_per_minute = parse("LOGIN_RATE_PER_IP", &v)?;
+        }
+
+        if let Some(v) = get("CORS_ALLOWED_ORIGINS") {
+            config.http.cors_origins = match v.trim() {
+                "*" => None,
+                list => Some(list.split(',').map(|o| o.trim().to_owned()).collect()),
+            };
+        }
+        if let Some(v) = get("MAX_BODY_BYTES") {
+            config.http.max_body_bytes = parse("MAX_BODY_BYTES", &v)?;
+        }
+        if let Some(v) = get("TRUST_FORWARDED_FOR") {
+            config.http.trust_forwarded_for = parse("TRUST_FORWARDED_FOR", &v)?;
+        }
+        if let Some(v) = get("LOG_FORMAT") {
+            config.log_format = match v.to_ascii_lowercase().as_str() {
+                "pretty" => LogFormat::Pretty,
+                "json" => LogFormat::Json,
+                _ => return Err(invalid("LOG_FORMAT", "expected pretty or json")),
+            };
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks that hold however the config was built; `startup` calls it before serving.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        use secrecy::ExposeSecret;
+        if let SigningConfig::Hs256(secret) = &self.auth.signing {
+            match secret {
+                None if self.environment == Environment::Production => {
+                    return Err(invalid("JWT_SECRET", "required when APP_ENV=production"));
+                }
+                Some(s) if s.expose_secret().len() < MIN_SECRET_BYTES => {
+                    return Err(invalid(
+                        "JWT_SECRET",
+                        format!("must be at least {MIN_SECRET_BYTES} bytes"),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        if self.auth.access_token_ttl.is_zero() {
+            return Err(invalid("ACCESS_TOKEN_TTL_SECONDS", "must be positive"));
+        }
+        if self.auth.refresh_token_ttl.is_zero() {
+            return Err(invalid("REFRESH_TOKEN_TTL_SECONDS", "must be positive"));
+        }
+        if self.auth.hash_concurrency == 0 {
+            return Err(invalid("PASSWORD_HASH_CONCURRENCY", "must be positive"));
+        }
+        if self.database.max_connections == 0 {
+            return Err(invalid("DATABASE_MAX_CONNECTIONS", "must be positive"));
+        }
+        Ok(())
+    }
+}
+
+fn parse<T: std::str::FromStr>(name: &'static str, value: &str) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .trim()
+        .parse()
+        .map_err(|e: T::Err| invalid(name, e.to_string()))
+}
+
+fn invalid(name: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        name,
+        reason: reason.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_are_development_on_sqlite() {
+        let config = from(&[]).unwrap();
+        assert_eq!(config.environment, Environment::Development);
+        assert_eq!(config.bind_addr.to_string(), "127.0.0.1:8000");
+        assert_eq!(config.auth.access_token_ttl, Duration::from_secs(900));
+        assert_eq!(
+            config.auth.refresh_token_ttl,
+            Duration::from_secs(2_592_000)
+        );
+        assert!(matches!(config.auth.signing, SigningConfig::Hs256(None)));
+    }
+
+    #[test]
+    fn production_requires_a_secret() {
+        let err = from(&[("APP_ENV", "production")]).unwrap_err();
+        assert!(err.to_string().contains("JWT_SECRET"), "{err}");
+        let ok = from(&[("APP_ENV", "production"), ("JWT_SECRET", &"x".repeat(32))]);
+        assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn short_secrets_are_refused() {
+        let err = from(&[("JWT_SECRET", "short")]).unwrap_err();
+        assert!(err.to_string().contains("at least 32 bytes"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let err = from(&[("ACCESS_TOKEN_TTL_SECONDS", "soon")]).unwrap_err();
+        assert!(
+            err.to_string().starts_with("ACCESS_TOKEN_TTL_SECONDS"),
+            "{err}"
+        );
+        let err = from(&[("LOG_FORMAT", "xml")]).unwrap_err();
+        assert!(err.to_string().starts_with("LOG_FORMAT"), "{err}");
+    }
+
+    #[test]
+    fn cors_list_is_split() {
+        let config = from(&[(
+            "CORS_ALLOWED_ORIGINS",
+            "https://a.example, https://b.example",
+        )])
+        .unwrap();
+        assert_eq!(
+            config.http.cors_origins,
+            Some(vec!["https://a.example".into(), "https://b.example".into()])
+        );
+    }
+}

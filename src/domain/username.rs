@@ -1,0 +1,68 @@
+use super::InvalidInput;
+
+/// 3–32 ASCII letters, digits and `_`. ASCII only, so that look-alike letters from other
+/// scripts cannot be used to impersonate someone, and `lower()` agrees across databases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Username(String);
+
+impl Username {
+    pub const MIN: usize = 3;
+    pub const MAX: usize = 32;
+
+    pub fn parse(field: &'static str, s: &str) -> Result<Self, InvalidInput> {
+        let len = s.chars().count();
+        if !(Self::MIN..=Self::MAX).contains(&len) {
+            return Err(InvalidInput::new(
+                field,
+                format!(
+                    "username must be {}–{} characters long",
+                    Self::MIN,
+                    Self::MAX
+                ),
+            ));
+        }
+        if !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(InvalidInput::new(
+                field,
+                "username may contain only letters, digits and _",
+            ));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_letters_digits_underscore() {
+        for ok in ["abc", "Alice_99", "a".repeat(32).as_str(), "___"] {
+            assert!(Username::parse("username", ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn rejects_bad_lengths_and_characters() {
+        for bad in [
+            "ab",
+            &"a".repeat(33),
+            "al ice",
+            "alice!",
+            "ålice",
+            "",
+            "a-b",
+        ] {
+            let err = Username::parse("username", bad).unwrap_err();
+            assert_eq!(err.field, "username", "{bad}");
+        }
+    }
+}

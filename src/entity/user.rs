@@ -1,0 +1,30 @@
+use sea_orm::entity::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[sea_orm::model]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "users")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub username: String,
+    pub email: String,
+    pub password_hash: String,
+    pub role: Role,
+    pub created_at: DateTimeUtc,
+    #[sea_orm(has_many)]
+    pub sessions: HasMany<super::session::Entity>,
+}
+
+impl ActiveModelBehavior for ActiveModel {}
+
+/// Stored as text; also the `role` claim of an access token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Role {
+    #[sea_orm(string_value = "USER")]
+    User,
+    #[sea_orm(string_value = "ADMIN")]
+    Admin,
+}

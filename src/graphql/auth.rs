@@ -1,0 +1,108 @@
+//! `register`, `login`, `refresh`, `logout`, `logoutAll`.
+use std::net::{IpAddr, Ipv4Addr};
+
+use async_graphql::{Context, InputObject, Object};
+
+use super::{
+    guard::{Caller, SignedIn, viewer},
+    state, to_int,
+    user::User,
+};
+use crate::{
+    domain::{Email, Password, Username},
+    error::AppResult,
+    service::auth::{Issued, Registration},
+};
+
+// No `Debug` on the inputs: they hold passwords, and must not be printable by accident.
+
+#[derive(InputObject)]
+pub struct RegisterInput {
+    email: String,
+    username: String,
+    password: String,
+}
+
+#[derive(InputObject)]
+pub struct LoginInput {
+    /// An email address or a username.
+    login: String,
+    password: String,
+}
+
+pub struct AuthPayload(Issued);
+
+#[Object]
+impl AuthPayload {
+    /// A JWT to send as `Authorization: Bearer <accessToken>`.
+    async fn access_token(&self) -> &str {
+        &self.0.access_token
+    }
+
+    /// Opaque and single use: `refresh` returns the next one.
+    async fn refresh_token(&self) -> &str {
+        &self.0.refresh_token
+    }
+
+    /// Always "Bearer".
+    async fn token_type(&self) -> &'static str {
+        "Bearer"
+    }
+
+    /// Seconds until `accessToken` expires.
+    async fn expires_in(&self) -> i32 {
+        to_int(self.0.expires_in)
+    }
+
+    async fn user(&self) -> User {
+        User::own(self.0.user.clone())
+    }
+}
+
+#[derive(Default)]
+pub struct AuthMutation;
+
+#[Object]
+impl AuthMutation {
+    /// Creates an account and signs it in.
+    async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> AppResult<AuthPayload> {
+        let registration = Registration {
+            email: Email::parse("email", &input.email)?,
+            username: Username::parse("username", &input.username)?,
+            password: Password::parse("password", &input.password)?,
+        };
+        Ok(AuthPayload(state(ctx)?.auth.register(registration).await?))
+    }
+
+    /// Signs in with an email address or username, opening a new session.
+    async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> AppResult<AuthPayload> {
+        let password = Password::for_login("password", &input.password)?;
+        let issued = state(ctx)?
+            .auth
+            .login(&input.login, password, client_ip(ctx))
+            .await?;
+        Ok(AuthPayload(issued))
+    }
+
+    /// Exchanges a refresh token for new tokens. Presenting a token twice ends its session.
+    async fn refresh(&self, ctx: &Context<'_>, refresh_token: String) -> AppResult<AuthPayload> {
+        Ok(AuthPayload(state(ctx)?.auth.refresh(&refresh_token).await?))
+    }
+
+    /// Ends the session of this refresh token. False if it had already ended.
+    async fn logout(&self, ctx: &Context<'_>, refresh_token: String) -> AppResult<bool> {
+        state(ctx)?.auth.logout(&refresh_token).await
+    }
+
+    /// Ends every session of the signed-in user; returns how many were live.
+    #[graphql(guard = "SignedIn")]
+    async fn logout_all(&self, ctx: &Context<'_>) -> AppResult<i32> {
+        let viewer = viewer(ctx)?;
+        Ok(to_int(state(ctx)?.auth.logout_all(viewer).await?))
+    }
+}
+
+fn client_ip(ctx: &Context<'_>) -> IpAddr {
+    ctx.data_opt::<Caller>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.ip)
+}

@@ -1,0 +1,55 @@
+//! Who is calling, and the guards that check it. The transport (HTTP header or WebSocket
+//! `connection_init`) turns credentials into a `Caller` in the request data; resolvers and
+//! guards only read it. Protecting a field is one attribute: `#[graphql(guard = "SignedIn")]`.
+use std::net::IpAddr;
+
+use async_graphql::{Context, Guard};
+
+use crate::{
+    entity::user::Role,
+    error::{AppError, AppResult},
+    service::auth::{AuthError, Viewer},
+};
+
+/// The caller of one request, as the transport established it.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub auth: Result<Viewer, AuthError>,
+    pub ip: IpAddr,
+}
+
+/// The signed-in viewer, or UNAUTHENTICATED saying why not (missing, expired, revoked...).
+pub fn viewer<'a>(ctx: &Context<'a>) -> AppResult<&'a Viewer> {
+    match ctx.data_opt::<Caller>().map(|c| &c.auth) {
+        Some(Ok(viewer)) => Ok(viewer),
+        Some(Err(err)) => Err((*err).into()),
+        None => Err(AuthError::Missing.into()),
+    }
+}
+
+/// The viewer if signed in, for fields that answer differently to strangers.
+pub fn viewer_opt<'a>(ctx: &Context<'a>) -> Option<&'a Viewer> {
+    ctx.data_opt::<Caller>().and_then(|c| c.auth.as_ref().ok())
+}
+
+pub struct SignedIn;
+
+impl Guard for SignedIn {
+    async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
+        viewer(ctx)?;
+        Ok(())
+    }
+}
+
+/// Signed in with at least this role: UNAUTHENTICATED for strangers, FORBIDDEN for others.
+pub struct HasRole(pub Role);
+
+impl Guard for HasRole {
+    async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
+        if viewer(ctx)?.role == self.0 {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden("not allowed for your role").into())
+        }
+    }
+}

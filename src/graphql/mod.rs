@@ -1,0 +1,26 @@
+//! The GraphQL schema: one module per domain, each with its own roots, merged in `schema`.
+mod auth;
+pub mod errors;
+pub mod guard;
+pub mod pagination;
+pub mod schema;
+mod user;
+pub mod variables;
+
+pub use schema::{AppSchema, build, sdl};
+
+use async_graphql::Context;
+
+use crate::{error::AppResult, state::AppState};
+
+/// The application state every resolver works with. It is placed in the schema by `build`,
+/// so it is always there; if it were not, the request fails as an internal error.
+fn state<'a>(ctx: &Context<'a>) -> AppResult<&'a AppState> {
+    ctx.data::<AppState>()
+        .map_err(|e| anyhow::anyhow!("{}", e.message).into())
+}
+
+/// Counts for GraphQL `Int` (32-bit) fields.
+fn to_int(n: u64) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}

@@ -1,0 +1,118 @@
+//! `User`, `me` and the admin listing.
+use async_graphql::{Context, Enum, ID, Object, connection::CursorType};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{
+    guard::{HasRole, SignedIn, viewer, viewer_opt},
+    pagination::{Connection, InvalidCursor, Page, decode_cursor, encode_cursor},
+    state,
+};
+use crate::{
+    entity::user::{self, Role as StoredRole},
+    error::{AppError, AppResult},
+    service,
+};
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "crate::entity::user::Role")]
+pub enum Role {
+    User,
+    Admin,
+}
+
+pub struct User {
+    row: user::Model,
+    /// Shown to the user themself even before they hold a token (register, login).
+    own: bool,
+}
+
+impl User {
+    pub fn new(row: user::Model) -> Self {
+        Self { row, own: false }
+    }
+
+    /// The user the request just authenticated as.
+    pub fn own(row: user::Model) -> Self {
+        Self { row, own: true }
+    }
+}
+
+#[Object]
+impl User {
+    async fn id(&self) -> ID {
+        ID(self.row.id.to_string())
+    }
+
+    async fn username(&self) -> &str {
+        &self.row.username
+    }
+
+    /// Visible to the user themself and to admins; null for everyone else.
+    async fn email(&self, ctx: &Context<'_>) -> Option<&str> {
+        let visible = self.own
+            || viewer_opt(ctx)
+                .is_some_and(|v| v.user_id == self.row.id || v.role == StoredRole::Admin);
+        visible.then_some(self.row.email.as_str())
+    }
+
+    async fn role(&self) -> Role {
+        self.row.role.into()
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.row.created_at
+    }
+}
+
+pub struct UserCursor(Uuid);
+
+impl CursorType for UserCursor {
+    type Error = InvalidCursor;
+
+    fn decode_cursor(s: &str) -> Result<Self, InvalidCursor> {
+        decode_cursor("user", s).map(Self)
+    }
+
+    fn encode_cursor(&self) -> String {
+        encode_cursor("user", self.0)
+    }
+}
+
+#[derive(Default)]
+pub struct UserQuery;
+
+#[Object]
+impl UserQuery {
+    /// The signed-in user.
+    #[graphql(guard = "SignedIn")]
+    async fn me(&self, ctx: &Context<'_>) -> AppResult<User> {
+        let viewer = viewer(ctx)?;
+        service::user::find(&state(ctx)?.db, viewer.user_id)
+            .await?
+            .map(User::own)
+            .ok_or(AppError::Unauthenticated("user no longer exists"))
+    }
+
+    /// Every user, in sign-up order. ADMIN only.
+    #[graphql(guard = "HasRole(StoredRole::Admin)")]
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> AppResult<Connection<UserCursor, User>> {
+        let page = Page::<UserCursor>::forward(first, after)?;
+        let after = page.cursor.map(|c| c.0);
+        let mut rows = service::user::list(&state(ctx)?.db, after, page.limit + 1).await?;
+        let has_next = rows.len() as u64 > page.limit;
+        rows.truncate(page.limit as usize);
+        let mut connection = Connection::new(after.is_some(), has_next);
+        connection.edges.extend(
+            rows.into_iter().map(|row| {
+                async_graphql::connection::Edge::new(UserCursor(row.id), User::new(row))
+            }),
+        );
+        Ok(connection)
+    }
+}

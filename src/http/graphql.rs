@@ -1,0 +1,257 @@
+//! GraphQL over HTTP, per the GraphQL-over-HTTP spec and its `graphql-http` audit:
+//! POST with a JSON body, GET for queries only, `application/graphql-response+json` with 4xx
+//! for request errors (or `application/json` with 200), and the playground for browsers.
+use std::collections::BTreeMap;
+
+use async_graphql::{Request, ServerError, Value, Variables, parser::types::OperationType};
+use axum::{
+    body::{Body, Bytes},
+    extract::{Query, State, rejection::BytesRejection},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{Html, IntoResponse, Response},
+};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    HttpState,
+    media::{self, ResponseType},
+    playground,
+};
+use crate::{
+    error::ErrorCode,
+    graphql::{guard::Caller, variables::selected_operation},
+};
+
+/// Most operations one batch (a JSON array body) may hold.
+pub const MAX_BATCH: usize = 16;
+
+/// The fields of a GraphQL request, in a POST body or (as strings) in GET parameters.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Params {
+    query: String,
+    operation_name: Option<String>,
+    variables: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+impl Params {
+    fn into_request(self, caller: Caller) -> Request {
+        let mut request = Request::new(self.query).data(caller);
+        request.operation_name = self.operation_name;
+        if let Some(variables) = self.variables {
+            request.variables = Variables::from_json(serde_json::Value::Object(variables));
+        }
+        request
+    }
+}
+
+pub async fn post(
+    State(http): State<HttpState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let Some(media) = media::negotiate(&headers) else {
+        return not_acceptable();
+    };
+    if !media::is_json_body(&headers) {
+        return request_failure(
+            media,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "the request body must be application/json",
+        );
+    }
+    // Over the size limit (413), or a broken upload.
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            return request_failure(media, rejection.status(), &rejection.body_text());
+        }
+    };
+    // A batch is a JSON array of requests; telling them apart by the first byte avoids
+    // parsing every body twice.
+    let batch = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    if batch {
+        let requests: Vec<Params> = match serde_json::from_slice(&body) {
+            Ok(requests) => requests,
+            Err(err) => return invalid_body(media, err),
+        };
+        if requests.is_empty() || requests.len() > MAX_BATCH {
+            return request_failure(
+                media,
+                StatusCode::BAD_REQUEST,
+                &format!("a batch must hold 1 to {MAX_BATCH} operations"),
+            );
+        }
+        let responses = futures_util::future::join_all(
+            requests
+                .into_iter()
+                .map(|params| http.schema.execute(params.into_request(caller.clone()))),
+        )
+        .await;
+        let wire: Vec<Wire> = responses.iter().map(Wire::new).collect();
+        return json_response(media, StatusCode::OK, &wire);
+    }
+    let params: Params = match serde_json::from_slice(&body) {
+        Ok(params) => params,
+        Err(err) => return invalid_body(media, err),
+    };
+    let response = http.schema.execute(params.into_request(caller)).await;
+    graphql_response(media, response)
+}
+
+/// GET parameters arrive as strings; `variables` holds JSON.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetParams {
+    query: Option<String>,
+    operation_name: Option<String>,
+    variables: Option<String>,
+}
+
+pub async fn get(
+    State(http): State<HttpState>,
+    caller: Caller,
+    headers: HeaderMap,
+    params: Result<Query<GetParams>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let params = params.ok().map(|Query(p)| p);
+    let query = params.as_ref().and_then(|p| p.query.clone());
+    if query.is_none() && media::prefers_html(&headers) {
+        return Html(playground::html()).into_response();
+    }
+    let Some(media) = media::negotiate(&headers) else {
+        return not_acceptable();
+    };
+    let (Some(params), Some(query)) = (params, query) else {
+        return request_failure(
+            media,
+            StatusCode::BAD_REQUEST,
+            "the query parameter is required",
+        );
+    };
+    let variables = match params.variables.as_deref().map(serde_json::from_str) {
+        None => None,
+        Some(Ok(serde_json::Value::Object(map))) => Some(map),
+        Some(Ok(serde_json::Value::Null)) => None,
+        Some(_) => {
+            return request_failure(
+                media,
+                StatusCode::BAD_REQUEST,
+                "the variables parameter must be a JSON object",
+            );
+        }
+    };
+    let mut request = Params {
+        query,
+        operation_name: params.operation_name,
+        variables,
+    }
+    .into_request(caller);
+    // GET is for reads: it can be cached, prefetched and sent by an <img> tag. A document that
+    // does not parse is left for `execute` to report with its usual error.
+    let operation_name = request.operation_name.clone();
+    let operation_type = request
+        .parsed_query()
+        .ok()
+        .and_then(|doc| selected_operation(doc, operation_name.as_deref()))
+        .map(|op| op.ty);
+    if matches!(
+        operation_type,
+        Some(OperationType::Mutation | OperationType::Subscription)
+    ) {
+        let mut response = request_failure(
+            media,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "only queries may be sent with GET; use POST",
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    graphql_response(media, http.schema.execute(request).await)
+}
+
+/// A GraphQL response as it goes on the wire: no `data` at all when the request failed before
+/// execution (the spec distinguishes that from `"data": null`).
+#[derive(Serialize)]
+struct Wire<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a Value>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    errors: &'a [ServerError],
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    extensions: &'a BTreeMap<String, Value>,
+}
+
+impl<'a> Wire<'a> {
+    fn new(response: &'a async_graphql::Response) -> Self {
+        Self {
+            data: (!is_request_error(response)).then_some(&response.data),
+            errors: &response.errors,
+            extensions: &response.extensions,
+        }
+    }
+}
+
+/// A request error stops a request before execution (parse, validation, variables): there
+/// is no data, and no error has a path, since no field ran.
+fn is_request_error(response: &async_graphql::Response) -> bool {
+    response.data == Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty())
+}
+
+fn graphql_response(media: ResponseType, response: async_graphql::Response) -> Response {
+    let status = if media == ResponseType::GraphqlResponseJson && is_request_error(&response) {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let mut http_response = json_response(media, status, &Wire::new(&response));
+    http_response.headers_mut().extend(response.http_headers);
+    http_response
+}
+
+fn json_response(media: ResponseType, status: StatusCode, body: &impl Serialize) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => (
+            status,
+            [(header::CONTENT_TYPE, media.content_type())],
+            Body::from(bytes),
+        )
+            .into_response(),
+        Err(err) => {
+            tracing::error!(error = %err, "serialize GraphQL response");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// An HTTP-level failure (bad body, wrong method...), answered in GraphQL's error shape.
+pub fn request_failure(media: ResponseType, status: StatusCode, message: &str) -> Response {
+    let body = serde_json::json!({
+        "errors": [{
+            "message": message,
+            "extensions": { "code": ErrorCode::BadUserInput.as_str() },
+        }]
+    });
+    json_response(media, status, &body)
+}
+
+fn invalid_body(media: ResponseType, err: serde_json::Error) -> Response {
+    request_failure(
+        media,
+        StatusCode::BAD_REQUEST,
+        &format!("invalid request body: {err}"),
+    )
+}
+
+fn not_acceptable() -> Response {
+    request_failure(
+        ResponseType::Json,
+        StatusCode::NOT_ACCEPTABLE,
+        "acceptable response types: application/graphql-response+json, application/json",
+    )
+}

@@ -1,0 +1,35 @@
+//! Liveness and readiness probes.
+use std::time::Duration;
+
+use axum::{Json, extract::State, http::StatusCode};
+use serde_json::{Value, json};
+
+use super::HttpState;
+
+/// 200 while the process serves requests.
+pub async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// 200 only while the database answers (within a second), so a load balancer stops sending
+/// traffic to an instance that could only fail it.
+pub async fn readyz(State(http): State<HttpState>) -> (StatusCode, Json<Value>) {
+    match tokio::time::timeout(Duration::from_secs(1), http.state.db.ping()).await {
+        Ok(Ok(())) => (StatusCode::OK, Json(json!({ "status": "ready" }))),
+        Ok(Err(err)) => {
+            tracing::warn!(error = %err, "readiness: database unavailable");
+            unavailable()
+        }
+        Err(_) => {
+            tracing::warn!("readiness: database did not answer within 1 s");
+            unavailable()
+        }
+    }
+}
+
+fn unavailable() -> (StatusCode, Json<Value>) {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({ "status": "unavailable", "reason": "database" })),
+    )
+}

@@ -1,0 +1,85 @@
+//! The axum edge: routes, middleware, and the HTTP face of GraphQL.
+mod caller;
+mod graphql;
+mod health;
+mod media;
+mod metrics;
+mod playground;
+
+use std::time::Duration;
+
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, Request},
+    http::{HeaderName, HeaderValue, Method, header},
+    middleware,
+    routing::get,
+};
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    cors::{AllowOrigin, CorsLayer},
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::TraceLayer,
+};
+
+use crate::{graphql::AppSchema, state::AppState};
+
+pub use caller::{bearer_token, client_ip};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct HttpState {
+    pub state: AppState,
+    pub schema: AppSchema,
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+pub fn router(state: AppState, schema: AppSchema) -> Router {
+    let config = state.config.http.clone();
+    let routes = Router::new()
+        .route("/graphql", get(graphql::get).post(graphql::post))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::render))
+        .route_layer(middleware::from_fn(metrics::track))
+        .with_state(HttpState { state, schema });
+
+    let origins = match &config.cors_origins {
+        None => AllowOrigin::any(),
+        Some(list) => AllowOrigin::list(
+            list.iter()
+                .filter_map(|origin| HeaderValue::from_str(origin).ok()),
+        ),
+    };
+    let cors = CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, REQUEST_ID])
+        .expose_headers([REQUEST_ID])
+        .max_age(Duration::from_secs(3600));
+
+    // Outermost first: a request id before anything logs, then the span that carries it.
+    routes
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(cors)
+        .layer(CatchPanicLayer::new())
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                let id = request
+                    .headers()
+                    .get(&REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                // The path only: a query string may carry a document and its variables.
+                tracing::info_span!(
+                    "request",
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                    request_id = %id,
+                )
+            }),
+        )
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}

@@ -1,0 +1,14 @@
+//! chat-server: a GraphQL API for accounts (JWT) and real-time chat (subscriptions).
+//!
+//! Calls go one way: `http` → `graphql` → `service` → `entity`; `domain` is used throughout.
+pub mod config; // typed settings from the environment
+pub mod db; // connecting and migrating
+pub mod domain; // parse-once input newtypes
+pub mod entity; // SeaORM models
+pub mod error; // AppError and its mapping to extensions.code
+pub mod graphql; // schema, roots, guards, error codes
+pub mod http; // axum routes and middleware
+pub mod service; // business rules over the database
+pub mod startup; // Application: build, bind, serve
+pub mod state; // AppState shared by every request
+pub mod telemetry; // logging and metrics

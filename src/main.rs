@@ -1,0 +1,73 @@
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use chat_server::{config::Config, db, service, startup, telemetry};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "GraphQL chat server: accounts with JWT auth and live chat"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print the GraphQL schema (SDL) to stdout.
+    PrintSchema,
+    /// Make a user an ADMIN (takes effect on their next token).
+    Promote { username: String },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::PrintSchema) = cli.command {
+        print!("{}", chat_server::graphql::sdl());
+        return ExitCode::SUCCESS;
+    }
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("configuration error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init_logging(config.log_format);
+    match run(cli.command.unwrap_or(Command::Serve), config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = format!("{err:#}"), "exiting");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => {
+            let app = startup::Application::build(config).await?;
+            app.run(startup::shutdown_signal()).await
+        }
+        Command::Migrate => {
+            db::migrate(&config.database).await?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::Promote { username } => {
+            db::migrate(&config.database).await?;
+            let conn = db::connect(&config.database).await?;
+            let user = service::user::promote(&conn, &username).await?;
+            tracing::info!(user = %user.username, id = %user.id, "promoted to ADMIN");
+            Ok(())
+        }
+        Command::PrintSchema => unreachable!("handled before configuration is loaded"),
+    }
+}

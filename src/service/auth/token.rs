@@ -1,0 +1,126 @@
+//! Access tokens: short-lived JWTs. Verification pins the one configured algorithm (so neither
+//! `alg: none` nor an HS256 token signed with our public Ed25519 key gets through), requires
+//! every claim we rely on, and allows only a few seconds of clock skew.
+use std::time::Duration;
+
+use anyhow::Context;
+use jsonwebtoken::{
+    Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode, errors::ErrorKind,
+};
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{
+    config::{AuthConfig, SigningConfig},
+    entity::user::Role,
+};
+
+/// Clock skew tolerated between instances, in seconds.
+pub const LEEWAY_SECONDS: u64 = 5;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user id.
+    pub sub: Uuid,
+    /// The session id: revoking the session revokes the token.
+    pub sid: Uuid,
+    pub role: Role,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+    pub iss: String,
+    /// Unique per token, so two tokens issued in the same second still differ.
+    pub jti: Uuid,
+}
+
+/// Why a token was refused; the text is what the client is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("access token expired")]
+    Expired,
+    #[error("invalid access token")]
+    Invalid,
+}
+
+pub struct TokenKeys {
+    algorithm: Algorithm,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    issuer: String,
+    ttl: Duration,
+}
+
+impl TokenKeys {
+    /// Builds the keys; with HS256 and no secret, `generated` supplies one for this run.
+    pub fn new(config: &AuthConfig, generated: impl FnOnce() -> Vec<u8>) -> anyhow::Result<Self> {
+        let (algorithm, encoding, decoding) = match &config.signing {
+            SigningConfig::Hs256(secret) => {
+                let bytes = match secret {
+                    Some(s) => s.expose_secret().as_bytes().to_vec(),
+                    None => generated(),
+                };
+                (
+                    Algorithm::HS256,
+                    EncodingKey::from_secret(&bytes),
+                    DecodingKey::from_secret(&bytes),
+                )
+            }
+            SigningConfig::EdDsa {
+                private_key,
+                public_key,
+            } => {
+                let private = std::fs::read(private_key)
+                    .with_context(|| format!("read {}", private_key.display()))?;
+                let public = std::fs::read(public_key)
+                    .with_context(|| format!("read {}", public_key.display()))?;
+                (
+                    Algorithm::EdDSA,
+                    EncodingKey::from_ed_pem(&private).context("JWT_PRIVATE_KEY_FILE")?,
+                    DecodingKey::from_ed_pem(&public).context("JWT_PUBLIC_KEY_FILE")?,
+                )
+            }
+        };
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = LEEWAY_SECONDS;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[&config.issuer]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "sub"]);
+        Ok(Self {
+            algorithm,
+            encoding,
+            decoding,
+            validation,
+            issuer: config.issuer.clone(),
+            ttl: config.access_token_ttl,
+        })
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    pub fn issue(&self, user_id: Uuid, session_id: Uuid, role: Role) -> anyhow::Result<String> {
+        let now = chrono::Utc::now().timestamp();
+        let claims = Claims {
+            sub: user_id,
+            sid: session_id,
+            role,
+            iat: now,
+            nbf: now,
+            exp: now + self.ttl.as_secs() as i64,
+            iss: self.issuer.clone(),
+            jti: Uuid::new_v4(),
+        };
+        encode(&Header::new(self.algorithm), &claims, &self.encoding).context("sign access token")
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        match decode::<Claims>(token, &self.decoding, &self.validation) {
+            Ok(data) => Ok(data.claims),
+            Err(err) if *err.kind() == ErrorKind::ExpiredSignature => Err(TokenError::Expired),
+            Err(_) => Err(TokenError::Invalid),
+        }
+    }
+}

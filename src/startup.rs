@@ -1,0 +1,86 @@
+//! Building and running the server: bind first, then report the real address (port 0 in tests).
+use std::{future::Future, net::SocketAddr};
+
+use anyhow::Context;
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::{config::Config, db, graphql, http, state::AppState};
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+}
+
+impl Application {
+    /// Validates the config, connects, migrates, and binds; serving starts with `run`.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        config.validate()?;
+        // Before anything records a metric, so nothing recorded is lost.
+        crate::telemetry::metrics();
+        db::migrate(&config.database).await?;
+        let db = db::connect(&config.database).await?;
+        let bind_addr = config.bind_addr;
+        let state = AppState::new(config, db).await?;
+        let schema = graphql::build(state.clone());
+        let router = http::router(state.clone(), schema);
+        let listener = TcpListener::bind(bind_addr)
+            .await
+            .with_context(|| format!("bind {bind_addr} (BIND_ADDR)"))?;
+        Ok(Self {
+            listener,
+            router,
+            state,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        tracing::info!(addr = %self.local_addr(), "serving GraphQL on /graphql");
+        axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serve")
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM (what orchestrators send).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
+}

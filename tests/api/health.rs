@@ -1,0 +1,46 @@
+use crate::{db_tests, helpers::*};
+
+db_tests! {
+    async fn probes_answer(db) {
+        let app = spawn_app(&db).await;
+        let health = app.client.get(format!("{}/healthz", app.url)).send().await.unwrap();
+        assert_eq!(health.status(), 200);
+        let ready = app.client.get(format!("{}/readyz", app.url)).send().await.unwrap();
+        assert_eq!(ready.status(), 200);
+        assert_eq!(ready.json::<serde_json::Value>().await.unwrap()["status"], "ready");
+    }
+
+    async fn metrics_are_prometheus_text(db) {
+        let app = spawn_app(&db).await;
+        app.query("{ __typename }").await.ok();
+        app.login_raw("nobody", "wrong password").await.expect_code("UNAUTHENTICATED");
+        let response = app.client.get(format!("{}/metrics", app.url)).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+        let text = response.text().await.unwrap();
+        for metric in [
+            "http_requests_total",
+            "http_request_duration_seconds_bucket",
+            "auth_login_failures_total",
+            "graphql_errors_total{code=\"UNAUTHENTICATED\"}",
+        ] {
+            assert!(text.contains(metric), "/metrics lacks {metric}:\n{text}");
+        }
+    }
+
+    async fn responses_carry_a_request_id(db) {
+        let app = spawn_app(&db).await;
+        let response = app.client.get(format!("{}/healthz", app.url)).send().await.unwrap();
+        let id = response.headers().get("x-request-id").expect("x-request-id").to_str().unwrap();
+        assert_eq!(id.len(), 36, "a UUID: {id}");
+        // A caller's own id is kept, so logs on both sides line up.
+        let response = app
+            .client
+            .get(format!("{}/healthz", app.url))
+            .header("x-request-id", "trace-me-123")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.headers()["x-request-id"], "trace-me-123");
+    }
+}

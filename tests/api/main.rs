@@ -1,0 +1,10 @@
+//! All API tests, in one binary (one link step, one harness).
+mod helpers;
+
+mod accounts;
+mod admin;
+mod graphql_http;
+mod health;
+mod schema;
+mod sessions;
+mod startup;

@@ -1,0 +1,29 @@
+//! `schema.graphql` is the generated, committed copy of the schema; SDKs are built from it.
+
+#[test]
+fn committed_schema_matches_the_code() {
+    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql"))
+        .expect("schema.graphql exists at the project root");
+    let generated = chat_server::graphql::sdl();
+    assert!(
+        committed == generated,
+        "schema.graphql is out of date: run `cargo run -- print-schema > schema.graphql`"
+    );
+}
+
+#[test]
+fn core_contract_types_are_present() {
+    let sdl = chat_server::graphql::sdl();
+    for expected in [
+        "scalar DateTime",
+        "enum Role {\n\tUSER\n\tADMIN\n}",
+        "me: User!",
+        "register(input: RegisterInput!): AuthPayload!",
+        "login(input: LoginInput!): AuthPayload!",
+        "refresh(refreshToken: String!): AuthPayload!",
+        "logout(refreshToken: String!): Boolean!",
+        "logoutAll: Int!",
+    ] {
+        assert!(sdl.contains(expected), "schema lacks `{expected}`");
+    }
+}

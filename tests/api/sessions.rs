@@ -1,0 +1,183 @@
+//! Refresh-token rotation, reuse detection, logout, logoutAll, and revocation of access tokens.
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::{db_tests, helpers::*};
+
+db_tests! {
+    async fn refresh_rotates_the_refresh_token(db) {
+        let app = spawn_app(&db).await;
+        let first = app.register("mia").await;
+        let second = app.refresh(&first).await;
+        assert_ne!(second.refresh_token, first.refresh_token);
+        assert_ne!(second.access_token, first.access_token);
+        // Same session, same user.
+        assert_eq!(claims_of(&second.access_token)["sid"], claims_of(&first.access_token)["sid"]);
+        assert_eq!(second.id, first.id);
+        let third = app.refresh(&second).await;
+        app.me(&third.access_token).await.ok();
+        // Access tokens of the session stay valid while it lives.
+        app.me(&first.access_token).await.ok();
+    }
+
+    async fn reusing_a_refresh_token_revokes_the_session(db) {
+        let app = spawn_app(&db).await;
+        let stolen = app.register("nick").await;
+        let rotated = app.refresh(&stolen).await;
+        let other_session = app.login(&stolen).await;
+
+        // The copy is presented again: the whole session ends.
+        let reuse = app.refresh_raw(&stolen.refresh_token).await;
+        reuse.expect_code("UNAUTHENTICATED");
+        assert_eq!(reuse.message(), Some("refresh token already used; session revoked"));
+
+        // Both the newest refresh token and every access token of that session are dead...
+        app.refresh_raw(&rotated.refresh_token).await.expect_code("UNAUTHENTICATED");
+        for token in [&stolen.access_token, &rotated.access_token] {
+            let me = app.me(token).await;
+            me.expect_code("UNAUTHENTICATED");
+            assert_eq!(me.message(), Some("session revoked"));
+        }
+        // ...but not the user's other sessions.
+        app.me(&other_session.access_token).await.ok();
+        app.refresh(&other_session).await;
+    }
+
+    async fn concurrent_refreshes_with_one_token_cannot_fork_the_session(db) {
+        let app = spawn_app(&db).await;
+        let olga = app.register("olga").await;
+        let (a, b) = tokio::join!(
+            app.refresh_raw(&olga.refresh_token),
+            app.refresh_raw(&olga.refresh_token)
+        );
+        let winners: Vec<_> = [&a, &b].into_iter().filter(|r| r.body.get("errors").is_none()).collect();
+        assert!(winners.len() <= 1, "two refreshes with one token both succeeded: {a:?} {b:?}");
+        // The loser counts as reuse, so whatever the winner got is revoked as well.
+        for winner in winners {
+            let token = winner.data()["refresh"]["accessToken"].as_str().unwrap();
+            app.me(token).await.expect_code("UNAUTHENTICATED");
+        }
+        app.me(&olga.access_token).await.expect_code("UNAUTHENTICATED");
+    }
+
+    async fn unknown_refresh_tokens_are_refused(db) {
+        let app = spawn_app(&db).await;
+        let answer = app.refresh_raw("no-such-token").await;
+        answer.expect_code("UNAUTHENTICATED");
+        assert_eq!(answer.message(), Some("invalid refresh token"));
+        app.refresh_raw("").await.expect_code("UNAUTHENTICATED");
+    }
+
+    async fn expired_refresh_tokens_are_refused(db) {
+        let app = spawn_app_with(&db, |c| c.auth.refresh_token_ttl = Duration::from_secs(1)).await;
+        let pam = app.register("pam").await;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let answer = app.refresh_raw(&pam.refresh_token).await;
+        answer.expect_code("UNAUTHENTICATED");
+        assert_eq!(answer.message(), Some("refresh token expired"));
+    }
+
+    async fn logout_ends_the_session_at_once(db) {
+        let app = spawn_app(&db).await;
+        let quinn = app.register("quinn").await;
+        let other = app.login(&quinn).await;
+        let logout = app
+            .gql(None, "mutation($t: String!) { logout(refreshToken: $t) }", json!({ "t": quinn.refresh_token }))
+            .await;
+        assert_eq!(logout.ok()["logout"], true);
+        let me = app.me(&quinn.access_token).await;
+        assert_eq!(me.message(), Some("session revoked"));
+        app.refresh_raw(&quinn.refresh_token).await.expect_code("UNAUTHENTICATED");
+        app.me(&other.access_token).await.ok();
+        // Nothing left to end; unknown tokens likewise.
+        for token in [quinn.refresh_token.as_str(), "unknown"] {
+            let again = app
+                .gql(None, "mutation($t: String!) { logout(refreshToken: $t) }", json!({ "t": token }))
+                .await;
+            assert_eq!(again.ok()["logout"], false);
+        }
+    }
+
+    async fn logout_all_ends_every_session_of_the_viewer(db) {
+        let app = spawn_app(&db).await;
+        let rob = app.register("rob").await;
+        let rob2 = app.login(&rob).await;
+        let rob3 = app.login(&rob).await;
+        let sue = app.register("sue").await;
+        app.gql(None, "mutation($t: String!) { logout(refreshToken: $t) }", json!({ "t": rob3.refresh_token }))
+            .await
+            .ok();
+
+        let answer = app.gql(Some(&rob2.access_token), "mutation { logoutAll }", json!({})).await;
+        assert_eq!(answer.ok()["logoutAll"], 2, "two live sessions; the third had ended");
+        for account in [&rob, &rob2, &rob3] {
+            app.me(&account.access_token).await.expect_code("UNAUTHENTICATED");
+            app.refresh_raw(&account.refresh_token).await.expect_code("UNAUTHENTICATED");
+        }
+        app.me(&sue.access_token).await.ok();
+        app.gql(None, "mutation { logoutAll }", json!({})).await.expect_code("UNAUTHENTICATED");
+    }
+
+    async fn revocations_survive_a_restart(db) {
+        let app = spawn_app(&db).await;
+        let tess = app.register("tess").await;
+        app.gql(None, "mutation($t: String!) { logout(refreshToken: $t) }", json!({ "t": tess.refresh_token }))
+            .await
+            .ok();
+        let database = app.stop().await;
+        // A new instance learns recent revocations from the database.
+        let restarted = spawn_on(database, |_| {}).await;
+        let me = restarted.me(&tess.access_token).await;
+        assert_eq!(me.message(), Some("session revoked"));
+    }
+
+    async fn tokens_we_did_not_issue_are_refused(db) {
+        let app = spawn_app(&db).await;
+        let uma = app.register("uma").await;
+        let claims = claims_of(&uma.access_token);
+        let sign = |claims: &serde_json::Value| forge_token(claims, SECRET.as_bytes(), jsonwebtoken::Algorithm::HS256);
+
+        // alg: none, with the payload of a real token.
+        let header = base64_url(br#"{"alg":"none","typ":"JWT"}"#);
+        let payload = uma.access_token.split('.').nth(1).unwrap();
+        for token in [format!("{header}.{payload}."), format!("{header}.{payload}")] {
+            assert_eq!(app.me(&token).await.message(), Some("invalid access token"));
+        }
+        // A tampered payload under the original signature.
+        let mut tampered = claims.clone();
+        tampered["role"] = json!("ADMIN");
+        let parts: Vec<&str> = uma.access_token.split('.').collect();
+        let token = format!("{}.{}.{}", parts[0], base64_url(tampered.to_string().as_bytes()), parts[2]);
+        assert_eq!(app.me(&token).await.message(), Some("invalid access token"));
+        // HS384 with the right secret: only the configured algorithm is accepted.
+        let hs384 = forge_token(&claims, SECRET.as_bytes(), jsonwebtoken::Algorithm::HS384);
+        assert_eq!(app.me(&hs384).await.message(), Some("invalid access token"));
+        // Wrong issuer.
+        let mut wrong_issuer = claims.clone();
+        wrong_issuer["iss"] = json!("someone-else");
+        assert_eq!(app.me(&sign(&wrong_issuer)).await.message(), Some("invalid access token"));
+        // Not yet valid (beyond the leeway).
+        let now = chrono::Utc::now().timestamp();
+        let mut future = claims.clone();
+        future["nbf"] = json!(now + 120);
+        future["iat"] = json!(now + 120);
+        future["exp"] = json!(now + 1000);
+        assert_eq!(app.me(&sign(&future)).await.message(), Some("invalid access token"));
+        // Missing claims.
+        for claim in ["exp", "sid", "sub", "iss"] {
+            let mut partial = claims.clone();
+            partial.as_object_mut().unwrap().remove(claim);
+            assert_eq!(app.me(&sign(&partial)).await.message(), Some("invalid access token"), "without {claim}");
+        }
+        // Within the leeway, a token that expired a moment ago still works.
+        let mut just_expired = claims.clone();
+        just_expired["exp"] = json!(now - 2);
+        app.me(&sign(&just_expired)).await.ok();
+    }
+}
+
+fn base64_url(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
