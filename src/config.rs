@@ -24,7 +24,16 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub auth: AuthConfig,
     pub http: HttpConfig,
+    pub ws: WsConfig,
     pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone)]
+pub struct WsConfig {
+    /// How long a new socket has to send `connection_init` (then 4408).
+    pub init_timeout: Duration,
+    /// How often the server pings an idle socket, so that proxies keep it open.
+    pub keepalive: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -100,6 +109,10 @@ impl Default for Config {
                 cors_origins: None,
                 max_body_bytes: 1024 * 1024,
                 trust_forwarded_for: false,
+            },
+            ws: WsConfig {
+                init_timeout: Duration::from_secs(10),
+                keepalive: Duration::from_secs(15),
             },
             log_format: LogFormat::Pretty,
         }
@@ -185,6 +198,12 @@ impl Config {
         if let Some(v) = get("TRUST_FORWARDED_FOR") {
             config.http.trust_forwarded_for = parse("TRUST_FORWARDED_FOR", &v)?;
         }
+        if let Some(v) = get("WS_INIT_TIMEOUT_SECONDS") {
+            config.ws.init_timeout = Duration::from_secs(parse("WS_INIT_TIMEOUT_SECONDS", &v)?);
+        }
+        if let Some(v) = get("WS_KEEPALIVE_SECONDS") {
+            config.ws.keepalive = Duration::from_secs(parse("WS_KEEPALIVE_SECONDS", &v)?);
+        }
         if let Some(v) = get("LOG_FORMAT") {
             config.log_format = match v.to_ascii_lowercase().as_str() {
                 "pretty" => LogFormat::Pretty,
@@ -221,6 +240,12 @@ impl Config {
         }
         if self.auth.hash_concurrency == 0 {
             return Err(invalid("PASSWORD_HASH_CONCURRENCY", "must be positive"));
+        }
+        if self.ws.init_timeout.is_zero() {
+            return Err(invalid("WS_INIT_TIMEOUT_SECONDS", "must be positive"));
+        }
+        if self.ws.keepalive.is_zero() {
+            return Err(invalid("WS_KEEPALIVE_SECONDS", "must be positive"));
         }
         if self.database.max_connections == 0 {
             return Err(invalid("DATABASE_MAX_CONNECTIONS", "must be positive"));

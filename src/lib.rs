@@ -1,6 +1,7 @@
 //! chat-server: a GraphQL API for accounts (JWT) and real-time chat (subscriptions).
 //!
 //! Calls go one way: `http` → `graphql` → `service` → `entity`; `domain` is used throughout.
+pub mod broker; // fan-out: in-memory, or Postgres LISTEN/NOTIFY
 pub mod config; // typed settings from the environment
 pub mod db; // connecting and migrating
 pub mod domain; // parse-once input newtypes

@@ -1,24 +1,67 @@
 //! `AppState`: what every request works with (config, database, services). Cheap to clone.
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
-use sea_orm::DatabaseConnection;
+use sea_orm::{DatabaseConnection, DbBackend};
+use tokio_util::sync::CancellationToken;
 
-use crate::{config::Config, service::auth::Auth};
+use crate::{
+    broker::{Broker, Hub, MemoryBroker, PgBroker},
+    config::Config,
+    service::{
+        auth::{Auth, Revocations, revocation_horizon},
+        chat::Chat,
+        user::UserCache,
+    },
+};
+
+/// How long a user row is reused from memory (authors of fanned-out messages).
+const USER_CACHE_TTL: Duration = Duration::from_secs(60);
 
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
     pub db: DatabaseConnection,
     pub auth: Arc<Auth>,
+    pub chat: Arc<Chat>,
+    pub hub: Arc<Hub>,
+    /// Cancelled when the server shuts down: background tasks and sockets end.
+    pub shutdown: CancellationToken,
 }
 
 impl AppState {
     pub async fn new(config: Config, db: DatabaseConnection) -> anyhow::Result<Self> {
-        let auth = Auth::new(db.clone(), &config.auth).await?;
+        let shutdown = CancellationToken::new();
+        let revocations = Arc::new(Revocations::new(revocation_horizon(&config.auth)));
+        let hub = Hub::new(revocations.clone());
+        let users = Arc::new(UserCache::new(db.clone(), USER_CACHE_TTL));
+        let postgres = db.get_database_backend() == DbBackend::Postgres;
+        // Postgres needs the listener, and the listener re-reads revocations through `Auth`,
+        // which needs the broker: the listener starts once both exist.
+        let broker: Arc<dyn Broker> = if postgres {
+            Arc::new(PgBroker)
+        } else {
+            Arc::new(MemoryBroker::new(hub.clone()))
+        };
+        let auth =
+            Arc::new(Auth::new(db.clone(), &config.auth, revocations, broker.clone()).await?);
+        if postgres {
+            PgBroker::listen(
+                config.database.url.clone(),
+                db.clone(),
+                hub.clone(),
+                users.clone(),
+                auth.clone(),
+                shutdown.clone(),
+            );
+        }
+        let chat = Arc::new(Chat::new(db.clone(), broker, hub.clone(), users));
         Ok(Self {
             config: Arc::new(config),
             db,
-            auth: Arc::new(auth),
+            auth,
+            chat,
+            hub,
+            shutdown,
         })
     }
 }

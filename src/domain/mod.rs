@@ -1,9 +1,11 @@
 //! Parse-once newtypes: a value of one of these types is valid by construction, so the layers
 //! below never re-check. Each parser names the GraphQL input field it guards.
+mod chat;
 mod email;
 mod password;
 mod username;
 
+pub use chat::{ClientMsgId, MessageBody, RoomName};
 pub use email::Email;
 pub use password::Password;
 pub use username::Username;
@@ -23,6 +25,18 @@ impl InvalidInput {
             message: message.into(),
         }
     }
+}
+
+/// Refuses U+0000 in text that is stored or looked up: Postgres text cannot hold it (SQLite
+/// can), so letting it through would be an internal error on one database and not the other.
+pub fn reject_nul(field: &'static str, s: &str) -> Result<(), InvalidInput> {
+    if s.contains('\0') {
+        return Err(InvalidInput::new(
+            field,
+            format!("{field} must not contain NUL characters"),
+        ));
+    }
+    Ok(())
 }
 
 impl From<InvalidInput> for crate::error::AppError {

@@ -1,6 +1,9 @@
 //! SeaORM models, one per table. Rows only: GraphQL types are built from them in `graphql`,
 //! never derived on them (the user row holds a password hash).
+pub mod membership;
+pub mod message;
 pub mod refresh_token;
+pub mod room;
 pub mod session;
 pub mod user;
 

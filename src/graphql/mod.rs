@@ -2,16 +2,22 @@
 mod auth;
 pub mod errors;
 pub mod guard;
+mod message;
 pub mod pagination;
+mod room;
 pub mod schema;
 mod user;
 pub mod variables;
 
 pub use schema::{AppSchema, build, sdl};
 
-use async_graphql::Context;
+use async_graphql::{Context, ID};
+use uuid::Uuid;
 
-use crate::{error::AppResult, state::AppState};
+use crate::{
+    error::{AppError, AppResult},
+    state::AppState,
+};
 
 /// The application state every resolver works with. It is placed in the schema by `build`,
 /// so it is always there; if it were not, the request fails as an internal error.
@@ -23,4 +29,10 @@ fn state<'a>(ctx: &Context<'a>) -> AppResult<&'a AppState> {
 /// Counts for GraphQL `Int` (32-bit) fields.
 fn to_int(n: u64) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// An `ID` argument naming a row; `field` is the argument, for the error.
+fn parse_id(field: &'static str, id: &ID) -> AppResult<Uuid> {
+    Uuid::parse_str(id)
+        .map_err(|_| AppError::bad_input(field, format!("{field} is not a valid id")))
 }

@@ -1,17 +1,19 @@
 //! Relay cursor pagination arguments: parsed once into a `Page`, with the API's limits
 //! (default 50, at most 100, `first` and `last` not together).
 use async_graphql::connection::{
-    self, CursorType, DefaultConnectionName, DefaultEdgeName, DisableNodesField, EmptyFields,
+    self as relay, CursorType, DefaultConnectionName, DefaultEdgeName, DisableNodesField,
+    EmptyFields,
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 
 use crate::error::{AppError, AppResult};
+pub use crate::service::Direction;
 
 pub const DEFAULT_PAGE_SIZE: u64 = 50;
 pub const MAX_PAGE_SIZE: u64 = 100;
 
 /// A Relay connection: `edges { cursor node }` and `pageInfo`.
-pub type Connection<C, N> = connection::Connection<
+pub type Connection<C, N> = relay::Connection<
     C,
     N,
     EmptyFields,
@@ -21,12 +23,19 @@ pub type Connection<C, N> = connection::Connection<
     DisableNodesField,
 >;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    /// `first`/`after`: ascending from the cursor.
-    Forward,
-    /// `last`/`before`: the items just before the cursor (fetched descending, then reversed).
-    Backward,
+/// A connection of `(cursor, node)` items.
+pub fn connection<C: CursorType + Send + Sync, N: async_graphql::OutputType>(
+    has_previous_page: bool,
+    has_next_page: bool,
+    items: impl IntoIterator<Item = (C, N)>,
+) -> Connection<C, N> {
+    let mut connection = Connection::new(has_previous_page, has_next_page);
+    connection.edges.extend(
+        items
+            .into_iter()
+            .map(|(cursor, node)| relay::Edge::new(cursor, node)),
+    );
+    connection
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,19 +1,33 @@
 //! Merges the per-domain roots into one schema.
-use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
+use async_graphql::{MergedObject, MergedSubscription, Schema, SchemaBuilder};
 
-use super::{auth::AuthMutation, errors::ErrorCodes, user::UserQuery};
+use super::{
+    auth::AuthMutation,
+    errors::ErrorCodes,
+    message::{MessageMutation, MessageQuery, MessageSubscription},
+    room::{RoomMutation, RoomQuery},
+    user::UserQuery,
+};
 use crate::state::AppState;
 
 #[derive(MergedObject, Default)]
-pub struct Query(UserQuery);
+pub struct Query(UserQuery, RoomQuery, MessageQuery);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(AuthMutation);
+pub struct Mutation(AuthMutation, RoomMutation, MessageMutation);
 
-pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(MessageSubscription);
 
-fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription).extension(ErrorCodes)
+pub type AppSchema = Schema<Query, Mutation, Subscription>;
+
+fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
+    Schema::build(
+        Query::default(),
+        Mutation::default(),
+        Subscription::default(),
+    )
+    .extension(ErrorCodes)
 }
 
 /// The serving schema, with the state its resolvers use.

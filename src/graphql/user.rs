@@ -1,11 +1,13 @@
 //! `User`, `me` and the admin listing.
+use std::sync::Arc;
+
 use async_graphql::{Context, Enum, ID, Object, connection::CursorType};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{
     guard::{HasRole, SignedIn, viewer, viewer_opt},
-    pagination::{Connection, InvalidCursor, Page, decode_cursor, encode_cursor},
+    pagination::{Connection, InvalidCursor, Page, connection, decode_cursor, encode_cursor},
     state,
 };
 use crate::{
@@ -22,19 +24,25 @@ pub enum Role {
 }
 
 pub struct User {
-    row: user::Model,
+    row: Arc<user::Model>,
     /// Shown to the user themself even before they hold a token (register, login).
     own: bool,
 }
 
 impl User {
-    pub fn new(row: user::Model) -> Self {
-        Self { row, own: false }
+    pub fn new(row: impl Into<Arc<user::Model>>) -> Self {
+        Self {
+            row: row.into(),
+            own: false,
+        }
     }
 
     /// The user the request just authenticated as.
-    pub fn own(row: user::Model) -> Self {
-        Self { row, own: true }
+    pub fn own(row: impl Into<Arc<user::Model>>) -> Self {
+        Self {
+            row: row.into(),
+            own: true,
+        }
     }
 }
 
@@ -107,12 +115,11 @@ impl UserQuery {
         let mut rows = service::user::list(&state(ctx)?.db, after, page.limit + 1).await?;
         let has_next = rows.len() as u64 > page.limit;
         rows.truncate(page.limit as usize);
-        let mut connection = Connection::new(after.is_some(), has_next);
-        connection.edges.extend(
-            rows.into_iter().map(|row| {
-                async_graphql::connection::Edge::new(UserCursor(row.id), User::new(row))
-            }),
-        );
-        Ok(connection)
+        Ok(connection(
+            after.is_some(),
+            has_next,
+            rows.into_iter()
+                .map(|row| (UserCursor(row.id), User::new(row))),
+        ))
     }
 }

@@ -38,7 +38,11 @@ impl FromRequestParts<HttpState> for Caller {
 /// The token of `Authorization: Bearer <token>`. A header in another scheme counts as no
 /// token; an empty one as an invalid token.
 pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    parse_bearer(headers.get(header::AUTHORIZATION)?.to_str().ok()?)
+}
+
+/// The token of an `Authorization` value in the bearer scheme (`Bearer T`, any case).
+pub fn parse_bearer(value: &str) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }

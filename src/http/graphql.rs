@@ -1,12 +1,14 @@
 //! GraphQL over HTTP, per the GraphQL-over-HTTP spec and its `graphql-http` audit:
 //! POST with a JSON body, GET for queries only, `application/graphql-response+json` with 4xx
 //! for request errors (or `application/json` with 200), and the playground for browsers.
-use std::collections::BTreeMap;
-
-use async_graphql::{Request, ServerError, Value, Variables, parser::types::OperationType};
+use async_graphql::parser::types::OperationType;
 use axum::{
     body::{Body, Bytes},
-    extract::{Query, State, rejection::BytesRejection},
+    extract::{
+        Query, State,
+        rejection::BytesRejection,
+        ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection},
+    },
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{Html, IntoResponse, Response},
 };
@@ -16,6 +18,8 @@ use super::{
     HttpState,
     media::{self, ResponseType},
     playground,
+    wire::{RequestParams, WireResponse, is_request_error},
+    ws,
 };
 use crate::{
     error::ErrorCode,
@@ -24,26 +28,6 @@ use crate::{
 
 /// Most operations one batch (a JSON array body) may hold.
 pub const MAX_BATCH: usize = 16;
-
-/// The fields of a GraphQL request, in a POST body or (as strings) in GET parameters.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Params {
-    query: String,
-    operation_name: Option<String>,
-    variables: Option<serde_json::Map<String, serde_json::Value>>,
-}
-
-impl Params {
-    fn into_request(self, caller: Caller) -> Request {
-        let mut request = Request::new(self.query).data(caller);
-        request.operation_name = self.operation_name;
-        if let Some(variables) = self.variables {
-            request.variables = Variables::from_json(serde_json::Value::Object(variables));
-        }
-        request
-    }
-}
 
 pub async fn post(
     State(http): State<HttpState>,
@@ -72,7 +56,7 @@ pub async fn post(
     // parsing every body twice.
     let batch = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
     if batch {
-        let requests: Vec<Params> = match serde_json::from_slice(&body) {
+        let requests: Vec<RequestParams> = match serde_json::from_slice(&body) {
             Ok(requests) => requests,
             Err(err) => return invalid_body(media, err),
         };
@@ -89,10 +73,10 @@ pub async fn post(
                 .map(|params| http.schema.execute(params.into_request(caller.clone()))),
         )
         .await;
-        let wire: Vec<Wire> = responses.iter().map(Wire::new).collect();
+        let wire: Vec<WireResponse> = responses.iter().map(WireResponse::new).collect();
         return json_response(media, StatusCode::OK, &wire);
     }
-    let params: Params = match serde_json::from_slice(&body) {
+    let params: RequestParams = match serde_json::from_slice(&body) {
         Ok(params) => params,
         Err(err) => return invalid_body(media, err),
     };
@@ -114,7 +98,12 @@ pub async fn get(
     caller: Caller,
     headers: HeaderMap,
     params: Result<Query<GetParams>, axum::extract::rejection::QueryRejection>,
+    websocket: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    // The token of a socket comes in `connection_init`, not in the upgrade request.
+    if let Ok(websocket) = websocket {
+        return ws::upgrade(websocket, http, caller.ip);
+    }
     let params = params.ok().map(|Query(p)| p);
     let query = params.as_ref().and_then(|p| p.query.clone());
     if query.is_none() && media::prefers_html(&headers) {
@@ -142,7 +131,7 @@ pub async fn get(
             );
         }
     };
-    let mut request = Params {
+    let mut request = RequestParams {
         query,
         operation_name: params.operation_name,
         variables,
@@ -173,43 +162,13 @@ pub async fn get(
     graphql_response(media, http.schema.execute(request).await)
 }
 
-/// A GraphQL response as it goes on the wire: no `data` at all when the request failed before
-/// execution (the spec distinguishes that from `"data": null`).
-#[derive(Serialize)]
-struct Wire<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    data: Option<&'a Value>,
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    errors: &'a [ServerError],
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    extensions: &'a BTreeMap<String, Value>,
-}
-
-impl<'a> Wire<'a> {
-    fn new(response: &'a async_graphql::Response) -> Self {
-        Self {
-            data: (!is_request_error(response)).then_some(&response.data),
-            errors: &response.errors,
-            extensions: &response.extensions,
-        }
-    }
-}
-
-/// A request error stops a request before execution (parse, validation, variables): there
-/// is no data, and no error has a path, since no field ran.
-fn is_request_error(response: &async_graphql::Response) -> bool {
-    response.data == Value::Null
-        && !response.errors.is_empty()
-        && response.errors.iter().all(|e| e.path.is_empty())
-}
-
 fn graphql_response(media: ResponseType, response: async_graphql::Response) -> Response {
     let status = if media == ResponseType::GraphqlResponseJson && is_request_error(&response) {
         StatusCode::BAD_REQUEST
     } else {
         StatusCode::OK
     };
-    let mut http_response = json_response(media, status, &Wire::new(&response));
+    let mut http_response = json_response(media, status, &WireResponse::new(&response));
     http_response.headers_mut().extend(response.http_headers);
     http_response
 }

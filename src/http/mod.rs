@@ -5,6 +5,8 @@ mod health;
 mod media;
 mod metrics;
 mod playground;
+mod wire;
+mod ws;
 
 use std::time::Duration;
 
@@ -24,7 +26,7 @@ use tower_http::{
 
 use crate::{graphql::AppSchema, state::AppState};
 
-pub use caller::{bearer_token, client_ip};
+pub use caller::{bearer_token, client_ip, parse_bearer};
 
 /// What every handler can reach.
 #[derive(Clone)]

@@ -104,9 +104,11 @@ db_tests! {
             assert_eq!(answer.message(), Some("invalid login or password"));
         }
         assert_eq!(wrong.body, unknown.body);
-        let empty = app.login_raw("", PASSWORD).await;
-        empty.expect_code("BAD_USER_INPUT");
-        assert_eq!(empty.field(), Some("login"));
+        for bad_login in ["", "er\0in"] {
+            let answer = app.login_raw(bad_login, PASSWORD).await;
+            answer.expect_code("BAD_USER_INPUT");
+            assert_eq!(answer.field(), Some("login"), "{bad_login:?}");
+        }
     }
 
     async fn login_is_rate_limited_per_account(db) {

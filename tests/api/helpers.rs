@@ -45,6 +45,22 @@ macro_rules! db_tests {
     )*};
 }
 
+/// Tests of what only Postgres does (several instances on one database, LISTEN/NOTIFY). They
+/// run when `TEST_DATABASE_URL` is set and say they skipped otherwise.
+#[macro_export]
+macro_rules! postgres_tests {
+    ($(async fn $name:ident($db:ident) $body:block)*) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let Some($db) = $crate::helpers::Backend::postgres() else {
+                eprintln!("skipped: TEST_DATABASE_URL is not set");
+                return;
+            };
+            $body
+        }
+    )*};
+}
+
 #[derive(Clone, Debug)]
 pub enum Backend {
     Sqlite,
@@ -457,4 +473,236 @@ fn database_names_are_replaced() {
         with_database("postgres://h:5432", "t1"),
         "postgres://h:5432/t1"
     );
+}
+
+/// A real WebSocket client for `/graphql`.
+pub struct Ws {
+    stream: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+/// How a socket ended, as the client saw it.
+#[derive(Debug, PartialEq)]
+pub struct Closed {
+    pub code: u16,
+    pub reason: String,
+}
+
+/// Long enough for any server-side step; a socket that stays silent longer has hung.
+pub const WS_WAIT: Duration = Duration::from_secs(20);
+
+pub const TRANSPORT_WS: &str = "graphql-transport-ws";
+pub const LEGACY_WS: &str = "graphql-ws";
+
+pub const MESSAGE_FIELDS: &str =
+    "id roomId seq body clientMsgId createdAt editedAt cursor author { id username email }";
+
+impl TestApp {
+    pub fn ws_url(&self) -> String {
+        format!("{}/graphql", self.url.replacen("http", "ws", 1))
+    }
+
+    /// Opens a socket speaking `protocol` (`None`: no subprotocol header).
+    pub async fn ws_with(&self, protocol: Option<&str>) -> Ws {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = self.ws_url().into_client_request().expect("ws request");
+        if let Some(protocol) = protocol {
+            request
+                .headers_mut()
+                .insert("sec-websocket-protocol", protocol.parse().unwrap());
+        }
+        let (stream, response) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("WebSocket handshake");
+        if let Some(protocol) = protocol {
+            assert_eq!(
+                response
+                    .headers()
+                    .get("sec-websocket-protocol")
+                    .map(|v| v.to_str().unwrap()),
+                Some(protocol),
+                "the server agrees on the subprotocol"
+            );
+        }
+        Ws { stream }
+    }
+
+    pub async fn ws(&self) -> Ws {
+        self.ws_with(Some(TRANSPORT_WS)).await
+    }
+
+    /// A `graphql-transport-ws` socket, acknowledged for `token`.
+    pub async fn ws_ready(&self, token: &str) -> Ws {
+        let mut ws = self.ws().await;
+        ws.init(json!({ "Authorization": format!("Bearer {token}") }))
+            .await;
+        ws
+    }
+}
+
+impl Ws {
+    pub async fn send(&mut self, message: Value) {
+        self.send_raw(tokio_tungstenite::tungstenite::Message::Text(
+            message.to_string().into(),
+        ))
+        .await;
+    }
+
+    pub async fn send_raw(&mut self, message: tokio_tungstenite::tungstenite::Message) {
+        use futures_util::SinkExt;
+        self.stream.send(message).await.expect("WebSocket send");
+    }
+
+    /// The next protocol message, skipping keep-alives. Panics if the socket closes.
+    pub async fn recv(&mut self) -> Value {
+        loop {
+            let message = self.recv_any().await;
+            match message["type"].as_str() {
+                Some("ping") => self.send(json!({ "type": "pong" })).await,
+                Some("ka") => {}
+                _ => return message,
+            }
+        }
+    }
+
+    /// The next protocol message, keep-alives included.
+    pub async fn recv_any(&mut self) -> Value {
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            match self.next_frame().await {
+                Some(Message::Text(text)) => {
+                    return serde_json::from_str(&text).expect("JSON message");
+                }
+                Some(Message::Close(frame)) => panic!("socket closed: {frame:?}"),
+                Some(_) => continue,
+                None => panic!("socket ended"),
+            }
+        }
+    }
+
+    /// Reads until the server closes the socket; panics on any other protocol message.
+    pub async fn closed(&mut self) -> Closed {
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            match self.next_frame().await {
+                Some(Message::Close(Some(frame))) => {
+                    return Closed {
+                        code: frame.code.into(),
+                        reason: frame.reason.to_string(),
+                    };
+                }
+                Some(Message::Close(None)) | None => panic!("closed without a close frame"),
+                Some(Message::Text(text)) => {
+                    let message: Value = serde_json::from_str(&text).unwrap();
+                    if !matches!(message["type"].as_str(), Some("ping" | "ka" | "pong")) {
+                        panic!("expected the socket to close, got {message}");
+                    }
+                }
+                Some(_) => continue,
+            }
+        }
+    }
+
+    async fn next_frame(&mut self) -> Option<tokio_tungstenite::tungstenite::Message> {
+        use futures_util::StreamExt;
+        match tokio::time::timeout(WS_WAIT, self.stream.next()).await {
+            Ok(frame) => frame.map(|f| f.expect("WebSocket frame")),
+            Err(_) => panic!("no message from the server within {WS_WAIT:?}"),
+        }
+    }
+
+    pub async fn init(&mut self, payload: Value) {
+        self.send(json!({ "type": "connection_init", "payload": payload }))
+            .await;
+        let ack = self.recv().await;
+        assert_eq!(ack["type"], "connection_ack", "{ack}");
+    }
+
+    pub async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
+        self.send(json!({
+            "type": "subscribe",
+            "id": id,
+            "payload": { "query": query, "variables": variables },
+        }))
+        .await;
+    }
+
+    /// Subscribes to a room's new messages (after `after`, if given).
+    pub async fn message_added(&mut self, id: &str, room_id: &str, after: Option<&str>) {
+        self.subscribe(
+            id,
+            &format!("subscription($r: ID!, $a: String) {{ messageAdded(roomId: $r, after: $a) {{ {MESSAGE_FIELDS} }} }}"),
+            json!({ "r": room_id, "a": after }),
+        )
+        .await;
+    }
+
+    /// The next `next` payload for `id`; panics on anything else.
+    pub async fn next(&mut self, id: &str) -> Value {
+        let message = self.recv().await;
+        assert_eq!(message["type"], "next", "{message}");
+        assert_eq!(message["id"], id, "{message}");
+        message["payload"].clone()
+    }
+
+    /// The next `next` payload for `id` if one comes within `wait`.
+    pub async fn next_within(&mut self, id: &str, wait: Duration) -> Option<Value> {
+        let message = tokio::time::timeout(wait, self.recv()).await.ok()?;
+        assert_eq!(message["type"], "next", "{message}");
+        assert_eq!(message["id"], id, "{message}");
+        Some(message["payload"].clone())
+    }
+
+    /// A round trip: once the pong is back, every message sent before the ping has been
+    /// handled (a subscription is then registered, though not necessarily established yet).
+    pub async fn sync(&mut self) {
+        self.send(json!({ "type": "ping" })).await;
+        let pong = self.recv().await;
+        assert_eq!(pong["type"], "pong", "{pong}");
+    }
+}
+
+impl TestApp {
+    /// Creates a room as `owner`; returns its id.
+    pub async fn create_room(&self, owner: &Account, name: &str, private: bool) -> String {
+        let answer = self
+            .gql(
+                Some(&owner.access_token),
+                "mutation($i: CreateRoomInput!) { createRoom(input: $i) { id } }",
+                json!({ "i": { "name": name, "isPrivate": private } }),
+            )
+            .await;
+        answer.ok()["createRoom"]["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn join_room(&self, account: &Account, room_id: &str) -> Gql {
+        self.gql(
+            Some(&account.access_token),
+            "mutation($r: ID!) { joinRoom(roomId: $r) { id } }",
+            json!({ "r": room_id }),
+        )
+        .await
+    }
+
+    pub async fn send_message_raw(
+        &self,
+        account: &Account,
+        room_id: &str,
+        body: &str,
+        client_msg_id: Option<&str>,
+    ) -> Gql {
+        self.gql(
+            Some(&account.access_token),
+            &format!("mutation($i: SendMessageInput!) {{ sendMessage(input: $i) {{ {MESSAGE_FIELDS} }} }}"),
+            json!({ "i": { "roomId": room_id, "body": body, "clientMsgId": client_msg_id } }),
+        )
+        .await
+    }
+
+    /// Sends a message; returns it as the server stored it.
+    pub async fn send_message(&self, account: &Account, room_id: &str, body: &str) -> Value {
+        let answer = self.send_message_raw(account, room_id, body, None).await;
+        answer.ok()["sendMessage"].clone()
+    }
 }

@@ -3,8 +3,12 @@ mod helpers;
 
 mod accounts;
 mod admin;
+mod chat;
+mod cluster;
 mod graphql_http;
 mod health;
 mod schema;
 mod sessions;
 mod startup;
+pub mod subscriptions;
+mod websocket;

@@ -26,8 +26,9 @@ pub use revocation::Revocations;
 pub use token::{LEEWAY_SECONDS, TokenError, TokenKeys};
 
 use crate::{
+    broker::{Broker, Event},
     config::{AuthConfig, SigningConfig},
-    domain::{Email, Password, Username},
+    domain::{Email, Password, Username, reject_nul},
     entity::{now, refresh_token, session, user, user::Role},
     error::{AppError, AppResult, on_unique_violation},
     service::rate_limit::RateLimit,
@@ -91,6 +92,7 @@ pub struct Registration {
 
 pub struct Auth {
     db: DatabaseConnection,
+    broker: Arc<dyn Broker>,
     hasher: PasswordHasher,
     tokens: TokenKeys,
     revocations: Arc<Revocations>,
@@ -99,8 +101,19 @@ pub struct Auth {
     login_per_ip: RateLimit<IpAddr>,
 }
 
+/// How long a revoked session can still have unexpired access tokens: the revocation set must
+/// remember it that long.
+pub fn revocation_horizon(config: &AuthConfig) -> Duration {
+    config.access_token_ttl + Duration::from_secs(LEEWAY_SECONDS)
+}
+
 impl Auth {
-    pub async fn new(db: DatabaseConnection, config: &AuthConfig) -> anyhow::Result<Self> {
+    pub async fn new(
+        db: DatabaseConnection,
+        config: &AuthConfig,
+        revocations: Arc<Revocations>,
+        broker: Arc<dyn Broker>,
+    ) -> anyhow::Result<Self> {
         let tokens = TokenKeys::new(config, || {
             tracing::warn!(
                 "JWT_SECRET is not set: signing with a random secret generated for this run. \
@@ -112,11 +125,11 @@ impl Auth {
         if let SigningConfig::EdDsa { .. } = config.signing {
             tracing::info!("signing access tokens with EdDSA (Ed25519)");
         }
-        let horizon = config.access_token_ttl + Duration::from_secs(LEEWAY_SECONDS);
         let auth = Self {
+            broker,
             hasher: PasswordHasher::new(config.hash_concurrency)?,
             tokens,
-            revocations: Arc::new(Revocations::new(horizon)),
+            revocations,
             refresh_ttl: config.refresh_token_ttl,
             login_per_account: RateLimit::per_minute(
                 "login_account",
@@ -127,10 +140,6 @@ impl Auth {
         };
         auth.load_recent_revocations().await?;
         Ok(auth)
-    }
-
-    pub fn revocations(&self) -> &Arc<Revocations> {
-        &self.revocations
     }
 
     /// Checks an access token: signature, claims, and the session's revocation. No database.
@@ -189,6 +198,7 @@ impl Auth {
                 "login must be an email or a username",
             ));
         }
+        reject_nul("login", login)?;
         let key = login.to_lowercase();
         self.login_per_ip.check(&client)?;
         self.login_per_account.check(&key)?;
@@ -298,25 +308,34 @@ impl Auth {
         }
     }
 
-    /// Marks sessions revoked in the database, then refuses their access tokens from now on.
+    /// Marks sessions revoked in the database, refuses their access tokens here from now on,
+    /// and announces it, so every instance does the same and closes their sockets.
     async fn revoke_sessions(&self, ids: &[Uuid]) -> AppResult<u64> {
         if ids.is_empty() {
             return Ok(0);
         }
+        let txn = self.db.begin().await?;
         let revoked = session::Entity::update_many()
             .col_expr(session::Column::RevokedAt, Expr::value(now()))
             .filter(session::Column::Id.is_in(ids.iter().copied()))
             .filter(session::Column::RevokedAt.is_null())
-            .exec(&self.db)
+            .exec(&txn)
             .await?
             .rows_affected;
+        let event = Event::Revoked(ids.to_vec());
+        self.broker.stage(&txn, &event).await?;
+        txn.commit().await?;
+        // Here at once, without waiting for the announcement to come back.
         for id in ids {
             self.revocations.insert(*id, Duration::ZERO);
         }
+        self.broker.committed(event);
         Ok(revoked)
     }
 
-    async fn load_recent_revocations(&self) -> AppResult<()> {
+    /// Fills the revocation set from the database: at start-up, and whenever announcements
+    /// may have been missed.
+    pub async fn load_recent_revocations(&self) -> AppResult<()> {
         let now = now();
         let since = now - self.revocations.horizon();
         let recent: Vec<(Uuid, Option<chrono::DateTime<Utc>>)> = session::Entity::find()

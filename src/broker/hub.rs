@@ -1,0 +1,129 @@
+//! One instance's fan-out point: a broadcast channel per room with subscribers, one for
+//! session revocations, and a signal telling subscribers to catch up from the database.
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use tokio::sync::{broadcast, watch};
+use uuid::Uuid;
+
+use super::{ChatMessage, Event};
+use crate::service::auth::Revocations;
+
+/// Events a room's channel holds for subscribers that are busy. One that falls further behind
+/// misses events and reads them from the database instead, so this bounds memory, not
+/// correctness.
+const ROOM_BUFFER: usize = 1024;
+const SESSION_BUFFER: usize = 1024;
+
+#[derive(Debug, Clone)]
+pub enum RoomEvent {
+    Message(Arc<ChatMessage>),
+    Left { user_id: Uuid },
+}
+
+pub struct Hub {
+    rooms: Mutex<HashMap<Uuid, broadcast::Sender<RoomEvent>>>,
+    revoked: broadcast::Sender<Uuid>,
+    resync: watch::Sender<u64>,
+    revocations: Arc<Revocations>,
+}
+
+impl Hub {
+    pub fn new(revocations: Arc<Revocations>) -> Arc<Self> {
+        Arc::new(Self {
+            rooms: Mutex::new(HashMap::new()),
+            revoked: broadcast::channel(SESSION_BUFFER).0,
+            resync: watch::channel(0).0,
+            revocations,
+        })
+    }
+
+    /// Starts receiving a room's events. Subscribe before reading the database, so nothing
+    /// committed in between is missed.
+    pub fn subscribe(self: &Arc<Self>, room_id: Uuid) -> RoomSubscription {
+        let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        let receiver = rooms
+            .entry(room_id)
+            .or_insert_with(|| broadcast::channel(ROOM_BUFFER).0)
+            .subscribe();
+        RoomSubscription {
+            receiver,
+            room_id,
+            hub: self.clone(),
+        }
+    }
+
+    /// Ids of sessions revoked from now on.
+    pub fn revoked_sessions(&self) -> broadcast::Receiver<Uuid> {
+        self.revoked.subscribe()
+    }
+
+    /// Changes whenever events may have been missed (the Postgres listener reconnected).
+    pub fn resyncs(&self) -> watch::Receiver<u64> {
+        self.resync.subscribe()
+    }
+
+    pub fn revocations(&self) -> &Arc<Revocations> {
+        &self.revocations
+    }
+
+    pub fn dispatch(&self, event: Event) {
+        match event {
+            Event::Message(message) => {
+                self.send_to_room(message.message.room_id, RoomEvent::Message(message))
+            }
+            Event::Left { room_id, user_id } => {
+                self.send_to_room(room_id, RoomEvent::Left { user_id })
+            }
+            Event::Revoked(sessions) => {
+                for session in sessions {
+                    self.revocations.insert(session, Duration::ZERO);
+                    let _ = self.revoked.send(session);
+                }
+            }
+        }
+    }
+
+    /// Tells every subscriber to read what it may have missed from the database.
+    pub fn resync(&self) {
+        self.resync.send_modify(|generation| *generation += 1);
+    }
+
+    fn send_to_room(&self, room_id: Uuid, event: RoomEvent) {
+        let rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(sender) = rooms.get(&room_id) {
+            // No receivers is fine: nobody here is subscribed.
+            let _ = sender.send(event);
+        }
+    }
+}
+
+/// A room's events for one subscriber; the room's channel goes when its last subscriber does.
+pub struct RoomSubscription {
+    receiver: broadcast::Receiver<RoomEvent>,
+    room_id: Uuid,
+    hub: Arc<Hub>,
+}
+
+impl RoomSubscription {
+    pub async fn recv(&mut self) -> Result<RoomEvent, broadcast::error::RecvError> {
+        self.receiver.recv().await
+    }
+}
+
+impl Drop for RoomSubscription {
+    fn drop(&mut self) {
+        let mut rooms = self.hub.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        // Our receiver is still alive here, hence 1. Subscribing takes the same lock, so the
+        // count cannot change under us.
+        if rooms
+            .get(&self.room_id)
+            .is_some_and(|sender| sender.receiver_count() <= 1)
+        {
+            rooms.remove(&self.room_id);
+        }
+    }
+}

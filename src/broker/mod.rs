@@ -1,0 +1,51 @@
+//! Fan-out of chat messages and session revocations to the subscribers and sockets that care.
+//!
+//! Every instance has a `Hub` that hands events to its own subscribers. A `Broker` gets events
+//! into the hubs: the in-memory broker (SQLite, one instance) hands them to the local hub after
+//! the commit; the Postgres broker sends a NOTIFY inside the storing transaction (so it goes out
+//! if and only if the transaction commits, in commit order), and each instance's listener hands
+//! it to its hub. Subscribers never depend on the broker for completeness: they number messages
+//! by `seq` and read anything they missed from the database (see `service::chat::feed`).
+mod hub;
+mod memory;
+mod postgres;
+
+use std::sync::Arc;
+
+use sea_orm::{DatabaseTransaction, DbErr};
+use uuid::Uuid;
+
+pub use hub::{Hub, RoomEvent, RoomSubscription};
+pub use memory::MemoryBroker;
+pub use postgres::PgBroker;
+
+use crate::entity::{message, user};
+
+/// A stored message with its author: what subscribers receive, built once per instance.
+#[derive(Debug, Clone)]
+pub struct ChatMessage {
+    pub message: message::Model,
+    pub author: Arc<user::Model>,
+}
+
+/// Something that happened, for every instance's subscribers.
+#[derive(Debug, Clone)]
+pub enum Event {
+    Message(Arc<ChatMessage>),
+    /// A user left a room: their subscriptions to it end.
+    Left {
+        room_id: Uuid,
+        user_id: Uuid,
+    },
+    /// Sessions were revoked: their access tokens stop working and their sockets close.
+    Revoked(Vec<Uuid>),
+}
+
+#[async_trait::async_trait]
+pub trait Broker: Send + Sync {
+    /// Called inside the transaction that makes `event` true.
+    async fn stage(&self, txn: &DatabaseTransaction, event: &Event) -> Result<(), DbErr>;
+
+    /// Called once that transaction has committed.
+    fn committed(&self, event: Event);
+}

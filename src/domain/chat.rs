@@ -1,0 +1,128 @@
+//! Chat inputs: room names, message bodies, client message ids.
+use super::{InvalidInput, reject_nul};
+
+/// Checks that `s` is storable, not blank, and at most `max` characters long.
+fn bounded(field: &'static str, what: &str, s: &str, max: usize) -> Result<(), InvalidInput> {
+    reject_nul(field, s)?;
+    if s.trim().is_empty() {
+        return Err(InvalidInput::new(
+            field,
+            format!("{what} must not be blank"),
+        ));
+    }
+    if s.chars().count() > max {
+        return Err(InvalidInput::new(
+            field,
+            format!("{what} must be at most {max} characters long"),
+        ));
+    }
+    Ok(())
+}
+
+/// 1–100 characters, stored trimmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomName(String);
+
+impl RoomName {
+    pub const MAX: usize = 100;
+
+    pub fn parse(field: &'static str, s: &str) -> Result<Self, InvalidInput> {
+        let s = s.trim();
+        bounded(field, "room name", s, Self::MAX)?;
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+/// 1–4000 characters, kept exactly as sent (leading spaces and newlines can be meaningful in
+/// a message), but not blank.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageBody(String);
+
+impl MessageBody {
+    pub const MAX: usize = 4000;
+
+    pub fn parse(field: &'static str, s: &str) -> Result<Self, InvalidInput> {
+        bounded(field, "message body", s, Self::MAX)?;
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+/// A client's idempotency key for a send: 1–100 characters, typically a UUID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientMsgId(String);
+
+impl ClientMsgId {
+    pub const MAX: usize = 100;
+
+    pub fn parse(field: &'static str, s: &str) -> Result<Self, InvalidInput> {
+        reject_nul(field, s)?;
+        if s.is_empty() || s.chars().count() > Self::MAX {
+            return Err(InvalidInput::new(
+                field,
+                format!("clientMsgId must be 1–{} characters long", Self::MAX),
+            ));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_names_are_trimmed_and_bounded() {
+        assert_eq!(
+            RoomName::parse("name", "  general ").unwrap().into_inner(),
+            "general"
+        );
+        assert!(RoomName::parse("name", &"r".repeat(100)).is_ok());
+        assert!(RoomName::parse("name", &"r".repeat(101)).is_err());
+        assert!(RoomName::parse("name", "   ").is_err());
+        assert!(RoomName::parse("name", "").is_err());
+    }
+
+    #[test]
+    fn bodies_are_kept_as_sent() {
+        assert_eq!(
+            MessageBody::parse("body", "  hi\n").unwrap().into_inner(),
+            "  hi\n"
+        );
+        assert!(MessageBody::parse("body", &"😀".repeat(4000)).is_ok());
+        assert!(MessageBody::parse("body", &"a".repeat(4001)).is_err());
+        assert_eq!(
+            MessageBody::parse("body", " \n\t").unwrap_err().field,
+            "body"
+        );
+    }
+
+    #[test]
+    fn nul_characters_are_refused_everywhere() {
+        // Postgres cannot store them; see `reject_nul`.
+        assert_eq!(
+            MessageBody::parse("body", "a\0b").unwrap_err().field,
+            "body"
+        );
+        assert_eq!(RoomName::parse("name", "a\0b").unwrap_err().field, "name");
+        assert!(ClientMsgId::parse("clientMsgId", "a\0b").is_err());
+    }
+
+    #[test]
+    fn client_ids_are_bounded() {
+        assert!(ClientMsgId::parse("clientMsgId", "a").is_ok());
+        assert!(ClientMsgId::parse("clientMsgId", "").is_err());
+        assert!(ClientMsgId::parse("clientMsgId", &"a".repeat(101)).is_err());
+    }
+}

@@ -1,0 +1,23 @@
+use sea_orm::entity::prelude::*;
+
+#[sea_orm::model]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "messages")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub room_id: Uuid,
+    /// Position in the room: 1, 2, 3... with no gaps.
+    pub seq: i64,
+    pub author_id: Uuid,
+    pub body: String,
+    pub client_msg_id: Option<String>,
+    pub created_at: DateTimeUtc,
+    pub edited_at: Option<DateTimeUtc>,
+    #[sea_orm(belongs_to, from = "room_id", to = "id")]
+    pub room: BelongsTo<super::room::Entity>,
+    #[sea_orm(belongs_to, from = "author_id", to = "id")]
+    pub author: BelongsTo<super::user::Entity>,
+}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,21 @@
+use sea_orm::entity::prelude::*;
+
+#[sea_orm::model]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "rooms")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub name: String,
+    pub is_private: bool,
+    pub created_by: Uuid,
+    pub created_at: DateTimeUtc,
+    /// The seq of the newest message (0: none yet).
+    pub last_seq: i64,
+    #[sea_orm(has_many)]
+    pub messages: HasMany<super::message::Entity>,
+    #[sea_orm(has_many)]
+    pub memberships: HasMany<super::membership::Entity>,
+}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,191 @@
+//! `Message`, room history, `sendMessage` and the `messageAdded` subscription.
+use std::sync::Arc;
+
+use async_graphql::{Context, ID, InputObject, Object, Subscription, connection::CursorType};
+use chrono::{DateTime, Utc};
+use futures_util::{Stream, StreamExt};
+
+use super::{
+    guard::{SignedIn, viewer},
+    pagination::{Connection, InvalidCursor, Page, connection, decode_cursor, encode_cursor},
+    parse_id, state, to_int,
+    user::User,
+};
+use crate::{
+    broker::ChatMessage,
+    domain::{ClientMsgId, MessageBody},
+    entity::room,
+    error::{AppError, AppResult},
+    service::chat::NewMessage,
+};
+
+pub struct Message(pub Arc<ChatMessage>);
+
+#[Object]
+impl Message {
+    async fn id(&self) -> ID {
+        ID(self.0.message.id.to_string())
+    }
+
+    async fn room_id(&self) -> ID {
+        ID(self.0.message.room_id.to_string())
+    }
+
+    /// Position in the room: 1, 2, 3... strictly increasing, with no gaps.
+    async fn seq(&self) -> i32 {
+        to_int(self.0.message.seq.max(0) as u64)
+    }
+
+    async fn author(&self) -> User {
+        User::new(self.0.author.clone())
+    }
+
+    async fn body(&self) -> &str {
+        &self.0.message.body
+    }
+
+    /// The sender's idempotency key, if it sent one.
+    async fn client_msg_id(&self) -> Option<&str> {
+        self.0.message.client_msg_id.as_deref()
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.message.created_at
+    }
+
+    async fn edited_at(&self) -> Option<DateTime<Utc>> {
+        self.0.message.edited_at
+    }
+
+    /// This message's position, as a cursor for `messages(after:)`, `messages(before:)` or
+    /// `messageAdded(after:)`.
+    async fn cursor(&self) -> String {
+        MessageCursor(self.0.message.seq).encode_cursor()
+    }
+}
+
+/// A position in a room's history: the message's seq.
+pub struct MessageCursor(pub i64);
+
+impl CursorType for MessageCursor {
+    type Error = InvalidCursor;
+
+    fn decode_cursor(s: &str) -> Result<Self, InvalidCursor> {
+        decode_cursor("msg", s).map(Self)
+    }
+
+    fn encode_cursor(&self) -> String {
+        encode_cursor("msg", self.0)
+    }
+}
+
+pub type MessageConnection = Connection<MessageCursor, Message>;
+
+/// One page of a readable room's history.
+pub async fn message_page(
+    ctx: &Context<'_>,
+    room: &room::Model,
+    page: Page<MessageCursor>,
+) -> AppResult<MessageConnection> {
+    let history = state(ctx)?
+        .chat
+        .history(room, page.direction, page.cursor.map(|c| c.0), page.limit)
+        .await?;
+    Ok(connection(
+        history.has_previous,
+        history.has_next,
+        history.messages.into_iter().map(|message| {
+            (
+                MessageCursor(message.message.seq),
+                Message(Arc::new(message)),
+            )
+        }),
+    ))
+}
+
+#[derive(InputObject)]
+pub struct SendMessageInput {
+    room_id: ID,
+    /// 1–4000 characters, not blank.
+    body: String,
+    /// An idempotency key: sending the same key again returns the message stored the first
+    /// time instead of storing a copy (retry a send safely after a network error).
+    client_msg_id: Option<String>,
+}
+
+#[derive(Default)]
+pub struct MessageQuery;
+
+#[Object]
+impl MessageQuery {
+    /// A room's history (see `Room.messages`).
+    #[graphql(guard = "SignedIn")]
+    async fn messages(
+        &self,
+        ctx: &Context<'_>,
+        room_id: ID,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> AppResult<MessageConnection> {
+        let room_id = parse_id("roomId", &room_id)?;
+        let page = Page::new(first, after, last, before)?;
+        let room = state(ctx)?
+            .chat
+            .readable_room(viewer(ctx)?, room_id)
+            .await?;
+        message_page(ctx, &room, page).await
+    }
+}
+
+#[derive(Default)]
+pub struct MessageMutation;
+
+#[Object]
+impl MessageMutation {
+    /// Sends a message to a room the viewer is a member of.
+    #[graphql(guard = "SignedIn")]
+    async fn send_message(&self, ctx: &Context<'_>, input: SendMessageInput) -> AppResult<Message> {
+        let new = NewMessage {
+            room_id: parse_id("roomId", &input.room_id)?,
+            body: MessageBody::parse("body", &input.body)?,
+            client_msg_id: input
+                .client_msg_id
+                .as_deref()
+                .map(|id| ClientMsgId::parse("clientMsgId", id))
+                .transpose()?,
+        };
+        let sent = state(ctx)?.chat.send_message(viewer(ctx)?, new).await?;
+        Ok(Message(Arc::new(sent)))
+    }
+}
+
+#[derive(Default)]
+pub struct MessageSubscription;
+
+#[Subscription]
+impl MessageSubscription {
+    /// New messages in a room the viewer is a member of. With `after` (a message cursor), it
+    /// first replays every later message, then goes live, with no gap and no duplicate. It
+    /// ends when the viewer leaves the room.
+    #[graphql(guard = "SignedIn")]
+    async fn message_added(
+        &self,
+        ctx: &Context<'_>,
+        room_id: ID,
+        after: Option<String>,
+    ) -> Result<impl Stream<Item = AppResult<Message>> + use<>, AppError> {
+        let room_id = parse_id("roomId", &room_id)?;
+        let after = after
+            .map(|cursor| MessageCursor::decode_cursor(&cursor))
+            .transpose()
+            .map_err(|_| AppError::bad_input("after", "invalid cursor"))?
+            .map(|c| c.0);
+        let feed = state(ctx)?
+            .chat
+            .subscribe(viewer(ctx)?, room_id, after)
+            .await?;
+        Ok(feed.map(|item| item.map(Message)))
+    }
+}

@@ -1,0 +1,270 @@
+//! One WebSocket connection: the protocol state machine, driving the schema's execution
+//! streams.
+//!
+//! One task per socket, no task per subscription: the task waits on the socket, on every
+//! subscription's stream (a `StreamMap`), and on the timers and events that can end the
+//! socket (init timeout, token expiry, session revocation, shutdown), whichever comes first.
+use std::{
+    net::IpAddr,
+    time::{Duration, Instant},
+};
+
+use async_graphql::Response;
+use axum::extract::ws::{Message, WebSocket};
+use futures_util::{StreamExt, stream::BoxStream};
+use tokio::{sync::broadcast::error::RecvError, time::sleep_until};
+use tokio_stream::StreamMap;
+
+use super::{
+    close::Close,
+    protocol::{ClientMessage, Protocol, ServerMessage, decode, encode, token_in},
+};
+use crate::{
+    graphql::{AppSchema, guard::Caller},
+    http::wire::is_request_error,
+    service::auth::{AuthError, Viewer},
+    state::AppState,
+};
+
+/// A subscription's responses, then `None` when it ends (to send `complete`).
+type Results = BoxStream<'static, Option<Response>>;
+
+pub struct Connection {
+    socket: WebSocket,
+    protocol: Protocol,
+    state: AppState,
+    schema: AppSchema,
+    ip: IpAddr,
+    /// Set by `connection_init`; `None` until then.
+    viewer: Option<Viewer>,
+    /// When the viewer's token expires (moved by a re-auth ping).
+    expires: Instant,
+    subscriptions: StreamMap<String, Results>,
+}
+
+/// What handling one event asks of the loop.
+type Step = Result<(), Close>;
+
+impl Connection {
+    pub fn new(
+        socket: WebSocket,
+        protocol: Protocol,
+        state: AppState,
+        schema: AppSchema,
+        ip: IpAddr,
+    ) -> Self {
+        Self {
+            socket,
+            protocol,
+            state,
+            schema,
+            ip,
+            viewer: None,
+            expires: far_future(),
+            subscriptions: StreamMap::new(),
+        }
+    }
+
+    pub async fn run(mut self) {
+        metrics::gauge!("ws_connections").increment(1.0);
+        let config = self.state.config.ws.clone();
+        let init_deadline = Instant::now() + config.init_timeout;
+        let mut keepalive =
+            tokio::time::interval_at((Instant::now() + config.keepalive).into(), config.keepalive);
+        let mut revoked = self.state.hub.revoked_sessions();
+        let mut resyncs = self.state.hub.resyncs();
+        let shutdown = self.state.shutdown.clone();
+
+        let outcome: Result<(), Close> = loop {
+            let step = tokio::select! {
+                () = shutdown.cancelled() => Err(Close::GoingAway),
+                () = sleep_until(init_deadline.into()), if self.viewer.is_none() => Err(Close::InitTimeout),
+                () = sleep_until(self.expires.into()), if self.viewer.is_some() => {
+                    Err(Close::Auth(AuthError::Token(crate::service::auth::TokenError::Expired)))
+                }
+                frame = self.socket.recv() => match frame {
+                    Some(Ok(Message::Text(text))) => self.on_text(&text).await,
+                    Some(Ok(Message::Binary(_))) => Err(Close::BadMessage("binary messages are not supported".into())),
+                    // Pings are answered by the WebSocket layer itself.
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
+                    Some(Ok(Message::Close(_))) | None => break Ok(()),
+                    Some(Err(err)) => {
+                        tracing::debug!(error = %err, "WebSocket read failed");
+                        break Ok(());
+                    }
+                },
+                Some((id, result)) = self.subscriptions.next(), if !self.subscriptions.is_empty() => {
+                    self.on_result(id, result).await
+                }
+                _ = keepalive.tick(), if self.viewer.is_some() => self.send(ServerMessage::KeepAlive).await,
+                revocation = revoked.recv() => self.on_revocation(revocation),
+                Ok(()) = resyncs.changed() => self.check_session(),
+            };
+            if let Err(close) = step {
+                break Err(close);
+            }
+        };
+        if let Err(close) = outcome {
+            tracing::debug!(code = close.code(), reason = %close.reason(), "closing WebSocket");
+            if let (Close::Auth(err), Protocol::Legacy) = (&close, self.protocol)
+                && self.viewer.is_none()
+            {
+                let _ = self
+                    .send(ServerMessage::ConnectionError {
+                        message: err.message(),
+                    })
+                    .await;
+            }
+            let _ = self.socket.send(close.frame()).await;
+        }
+        metrics::gauge!("ws_subscriptions").decrement(self.subscriptions.len() as f64);
+        metrics::gauge!("ws_connections").decrement(1.0);
+    }
+
+    async fn on_text(&mut self, text: &str) -> Step {
+        match decode(self.protocol, text).map_err(Close::BadMessage)? {
+            ClientMessage::ConnectionInit(payload) => self.on_init(payload).await,
+            ClientMessage::Ping(payload) => self.on_ping(payload).await,
+            ClientMessage::Pong => Ok(()),
+            ClientMessage::Subscribe { id, params } => {
+                let Some(viewer) = self.viewer.clone() else {
+                    return Err(Close::Unauthorized);
+                };
+                if self.subscriptions.contains_key(&id) {
+                    return Err(Close::DuplicateId(id));
+                }
+                let request = params.into_request(Caller {
+                    auth: Ok(viewer),
+                    ip: self.ip,
+                });
+                let results = self
+                    .schema
+                    .execute_stream(request)
+                    .map(Some)
+                    .chain(futures_util::stream::once(async { None }))
+                    .boxed();
+                self.subscriptions.insert(id, results);
+                metrics::gauge!("ws_subscriptions").increment(1.0);
+                Ok(())
+            }
+            ClientMessage::Complete { id } => {
+                if self.subscriptions.remove(&id).is_some() {
+                    metrics::gauge!("ws_subscriptions").decrement(1.0);
+                }
+                Ok(())
+            }
+            ClientMessage::Terminate => Err(Close::Terminated),
+        }
+    }
+
+    async fn on_init(&mut self, payload: Option<serde_json::Value>) -> Step {
+        if self.viewer.is_some() {
+            return Err(Close::TooManyInits);
+        }
+        let viewer = self.authenticate(payload.as_ref())?;
+        self.expires = expiry(&viewer);
+        self.viewer = Some(viewer);
+        self.send(ServerMessage::ConnectionAck).await?;
+        // Legacy clients expect a keep-alive right away to start their timers.
+        if self.protocol == Protocol::Legacy {
+            self.send(ServerMessage::KeepAlive).await?;
+        }
+        Ok(())
+    }
+
+    /// A ping may carry a fresh access token for the same user: the socket then lives until
+    /// that token expires instead.
+    async fn on_ping(&mut self, payload: Option<serde_json::Value>) -> Step {
+        if let (Some(current), Some(payload)) = (&self.viewer, payload.as_ref())
+            && token_in(payload).is_some()
+        {
+            let fresh = self.authenticate(Some(payload))?;
+            if fresh.user_id != current.user_id {
+                return Err(Close::OtherUser);
+            }
+            self.expires = expiry(&fresh);
+            self.viewer = Some(fresh);
+        }
+        self.send(ServerMessage::Pong).await
+    }
+
+    fn authenticate(&self, payload: Option<&serde_json::Value>) -> Result<Viewer, Close> {
+        let token = payload
+            .and_then(token_in)
+            .ok_or(Close::Auth(AuthError::Missing))?;
+        self.state.auth.authenticate(token).map_err(Close::Auth)
+    }
+
+    async fn on_result(&mut self, id: String, result: Option<Response>) -> Step {
+        match result {
+            // Refused before it ran (validation, variables): `error`, and no `complete`.
+            Some(response) if is_request_error(&response) => {
+                self.subscriptions.remove(&id);
+                metrics::gauge!("ws_subscriptions").decrement(1.0);
+                self.send(ServerMessage::Error {
+                    id: &id,
+                    errors: &response.errors,
+                })
+                .await
+            }
+            Some(response) => {
+                metrics::counter!("ws_deliveries_total").increment(1);
+                self.send(ServerMessage::Next {
+                    id: &id,
+                    response: &response,
+                })
+                .await
+            }
+            None => {
+                metrics::gauge!("ws_subscriptions").decrement(1.0);
+                self.send(ServerMessage::Complete { id: &id }).await
+            }
+        }
+    }
+
+    fn on_revocation(&self, revocation: Result<uuid::Uuid, RecvError>) -> Step {
+        match revocation {
+            Ok(session)
+                if self
+                    .viewer
+                    .as_ref()
+                    .is_some_and(|v| v.session_id == session) =>
+            {
+                Err(Close::Auth(AuthError::Revoked))
+            }
+            Ok(_) | Err(RecvError::Closed) => Ok(()),
+            // Missed some announcements: ask the revocation set instead.
+            Err(RecvError::Lagged(_)) => self.check_session(),
+        }
+    }
+
+    fn check_session(&self) -> Step {
+        match &self.viewer {
+            Some(viewer) if self.state.hub.revocations().is_revoked(&viewer.session_id) => {
+                Err(Close::Auth(AuthError::Revoked))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn send(&mut self, message: ServerMessage<'_>) -> Step {
+        let Some(text) = encode(self.protocol, message) else {
+            return Ok(());
+        };
+        // A peer that is gone will be noticed by the next read; nothing to close.
+        if let Err(err) = self.socket.send(Message::Text(text.into())).await {
+            tracing::debug!(error = %err, "WebSocket write failed");
+        }
+        Ok(())
+    }
+}
+
+/// When a token with this `exp` (seconds since the epoch) runs out, as an `Instant`.
+fn expiry(viewer: &Viewer) -> Instant {
+    let left = viewer.expires_at - chrono::Utc::now().timestamp();
+    Instant::now() + Duration::from_secs(left.max(0) as u64)
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(365 * 24 * 3600)
+}

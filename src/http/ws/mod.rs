@@ -1,0 +1,34 @@
+//! GraphQL over WebSocket on `GET /graphql`: `graphql-transport-ws` and the legacy
+//! `graphql-ws`. async-graphql's stock handler closes with the wrong codes (1002 on a refused
+//! init, 1011 on subscribe-before-ack), replaces duplicate ids silently and has no init
+//! timeout, so this module owns the protocol and drives the schema's streams itself.
+mod close;
+mod connection;
+mod protocol;
+
+use std::net::IpAddr;
+
+use axum::{extract::ws::WebSocketUpgrade, response::Response};
+
+use super::HttpState;
+use protocol::Protocol;
+
+/// tungstenite reserves 128 KiB per socket for reading by default; messages from clients are
+/// small (init, subscribe, ping), and a larger one grows the buffer for as long as it takes.
+/// This is most of what an idle socket costs.
+const READ_BUFFER: usize = 4 * 1024;
+
+pub fn upgrade(upgrade: WebSocketUpgrade, http: HttpState, ip: IpAddr) -> Response {
+    let max_message = http.state.config.http.max_body_bytes;
+    upgrade
+        .protocols([Protocol::TRANSPORT_WS, Protocol::LEGACY])
+        .read_buffer_size(READ_BUFFER)
+        // Write each message out at once rather than collecting 128 KiB first.
+        .write_buffer_size(0)
+        .max_message_size(max_message)
+        .max_frame_size(max_message)
+        .on_upgrade(move |socket| {
+            let protocol = Protocol::from_name(socket.protocol().and_then(|p| p.to_str().ok()));
+            connection::Connection::new(socket, protocol, http.state, http.schema, ip).run()
+        })
+}

@@ -1,0 +1,144 @@
+//! One subscriber's live view of a room: every message from `next_seq` on, exactly once, in
+//! seq order.
+//!
+//! The live channel is fast but not complete: it drops events for a subscriber that falls
+//! behind, the Postgres listener can lose its connection, and with the in-memory broker two
+//! concurrent sends may be announced out of order. The database is complete. So the feed
+//! tracks the next seq it owes, delivers a live message only when it is that one, skips what
+//! it already delivered, and reads any gap from the database, a batch at a time. Subscribing
+//! to the channel before the first read is what makes the hand-over from replay to live
+//! lossless.
+use std::{collections::VecDeque, sync::Arc};
+
+use futures_util::{Stream, stream};
+use sea_orm::DatabaseConnection;
+use tokio::sync::{broadcast::error::RecvError, watch};
+use uuid::Uuid;
+
+use super::{CATCH_UP_BATCH, messages_from};
+use crate::{
+    broker::{ChatMessage, RoomEvent, RoomSubscription},
+    error::AppResult,
+};
+
+pub struct Feed {
+    pub db: DatabaseConnection,
+    pub room_id: Uuid,
+    pub viewer_id: Uuid,
+    /// The seq of the next message this subscriber gets.
+    pub next_seq: i64,
+    pub live: RoomSubscription,
+    pub resyncs: watch::Receiver<u64>,
+}
+
+enum Mode {
+    /// Reading the database from `next_seq`, up to `until` (inclusive) or to the end.
+    CatchUp {
+        until: Option<i64>,
+    },
+    Live,
+    Ended,
+}
+
+struct State {
+    feed: Feed,
+    mode: Mode,
+    ready: VecDeque<Arc<ChatMessage>>,
+}
+
+pub fn feed(feed: Feed) -> impl Stream<Item = AppResult<Arc<ChatMessage>>> {
+    let state = State {
+        feed,
+        // Replay first: everything already stored after the cursor.
+        mode: Mode::CatchUp { until: None },
+        ready: VecDeque::new(),
+    };
+    stream::unfold(state, |mut state| async move {
+        loop {
+            if let Some(message) = state.ready.pop_front() {
+                return Some((Ok(message), state));
+            }
+            if let Mode::Ended = state.mode {
+                return None;
+            }
+            if let Err(err) = state.step().await {
+                // The client resubscribes with `after` and loses nothing.
+                state.mode = Mode::Ended;
+                return Some((Err(err), state));
+            }
+        }
+    })
+}
+
+impl State {
+    /// Does one thing: reads a batch, or waits for one live event.
+    async fn step(&mut self) -> AppResult<()> {
+        match self.mode {
+            Mode::CatchUp { until } => self.read_batch(until).await,
+            Mode::Live => {
+                let event = tokio::select! {
+                    event = self.feed.live.recv() => event,
+                    changed = self.feed.resyncs.changed() => {
+                        self.mode = match changed {
+                            Ok(()) => Mode::CatchUp { until: None },
+                            Err(_) => Mode::Ended,
+                        };
+                        return Ok(());
+                    }
+                };
+                self.on_event(event);
+                Ok(())
+            }
+            Mode::Ended => Ok(()),
+        }
+    }
+
+    fn on_event(&mut self, event: Result<RoomEvent, RecvError>) {
+        match event {
+            Ok(RoomEvent::Message(message)) => {
+                let seq = message.message.seq;
+                if seq == self.feed.next_seq {
+                    self.feed.next_seq += 1;
+                    self.ready.push_back(message);
+                } else if seq > self.feed.next_seq {
+                    // A gap. Seqs are assigned in commit order, so everything up to this one
+                    // is committed: read it all from the database.
+                    self.mode = Mode::CatchUp { until: Some(seq) };
+                }
+                // seq < next_seq: delivered already, by replay or catch-up.
+            }
+            Ok(RoomEvent::Left { user_id }) if user_id == self.feed.viewer_id => {
+                self.mode = Mode::Ended;
+            }
+            Ok(RoomEvent::Left { .. }) => {}
+            Err(RecvError::Lagged(missed)) => {
+                metrics::counter!("chat_feed_lagged_total").increment(1);
+                tracing::debug!(room = %self.feed.room_id, missed, "subscriber lagged; catching up");
+                self.mode = Mode::CatchUp { until: None };
+            }
+            Err(RecvError::Closed) => self.mode = Mode::Ended,
+        }
+    }
+
+    async fn read_batch(&mut self, until: Option<i64>) -> AppResult<()> {
+        let batch = messages_from(
+            &self.feed.db,
+            self.feed.room_id,
+            self.feed.next_seq,
+            CATCH_UP_BATCH,
+        )
+        .await?;
+        let exhausted = (batch.len() as u64) < CATCH_UP_BATCH;
+        for message in batch {
+            if until.is_some_and(|until| message.message.seq > until) {
+                break;
+            }
+            self.feed.next_seq = message.message.seq + 1;
+            self.ready.push_back(Arc::new(message));
+        }
+        if exhausted || until.is_some_and(|until| self.feed.next_seq > until) {
+            self.mode = Mode::Live;
+        }
+        Ok(())
+    }
+}

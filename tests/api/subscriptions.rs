@@ -1,0 +1,230 @@
+//! `messageAdded`: live delivery, replay from a cursor, and the hand-over between them.
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+
+use crate::{db_tests, helpers::*};
+
+/// Reads `count` messages of subscription `id`, returning their seqs in arrival order.
+pub async fn seqs(ws: &mut Ws, id: &str, count: usize) -> Vec<i64> {
+    let mut seqs = Vec::with_capacity(count);
+    while seqs.len() < count {
+        let payload = ws.next(id).await;
+        let message = &payload["data"]["messageAdded"];
+        seqs.push(
+            message["seq"]
+                .as_i64()
+                .unwrap_or_else(|| panic!("a message: {payload}")),
+        );
+    }
+    seqs
+}
+
+/// A subscription without `after` starts "from now", and the protocol does not say when
+/// "now" is. Sends probe messages until every socket has one, then reads each socket up to the
+/// last probe; returns its seq. From then on, every socket receives everything.
+pub async fn go_live(
+    app: &TestApp,
+    sender: &Account,
+    room: &str,
+    sockets: &mut [&mut Ws],
+    id: &str,
+) -> i64 {
+    use std::time::Duration;
+    let seq_of = |payload: Value| payload["data"]["messageAdded"]["seq"].as_i64().unwrap();
+    // The last seq each socket has seen, once it has seen any.
+    let mut seen: Vec<Option<i64>> = vec![None; sockets.len()];
+    let mut last = 0;
+    while seen.contains(&None) {
+        last = app.send_message(sender, room, "probe").await["seq"]
+            .as_i64()
+            .unwrap();
+        for (ws, seen) in sockets
+            .iter_mut()
+            .zip(seen.iter_mut())
+            .filter(|(_, s)| s.is_none())
+        {
+            *seen = ws
+                .next_within(id, Duration::from_millis(300))
+                .await
+                .map(seq_of);
+        }
+    }
+    for (ws, seen) in sockets.iter_mut().zip(seen) {
+        let mut seen = seen.unwrap_or_default();
+        while seen < last {
+            seen = seq_of(ws.next(id).await);
+        }
+    }
+    last
+}
+
+db_tests! {
+    async fn new_messages_arrive_live(db) {
+        let app = spawn_app(&db).await;
+        let ann = app.register("ann").await;
+        let ben = app.register("ben").await;
+        let room = app.create_room(&ann, "live", false).await;
+        app.join_room(&ben, &room).await.ok();
+        app.send_message(&ann, &room, "before").await;
+
+        let mut ben_ws = app.ws_ready(&ben.access_token).await;
+        ben_ws.message_added("s", &room, None).await;
+        let mut ann_ws = app.ws_ready(&ann.access_token).await;
+        ann_ws.message_added("s", &room, None).await;
+        let probe = go_live(&app, &ann, &room, &mut [&mut ben_ws, &mut ann_ws], "s").await;
+        assert!(probe >= 2, "without `after`, nothing sent before subscribing is replayed");
+
+        let sent = app.send_message(&ann, &room, "hello").await;
+        let received = ben_ws.next("s").await["data"]["messageAdded"].clone();
+        assert_eq!(received["seq"], probe + 1);
+        assert_eq!(received["id"], sent["id"]);
+        assert_eq!(received["body"], "hello");
+        assert_eq!(received["roomId"], room);
+        assert_eq!(received["createdAt"], sent["createdAt"]);
+        assert_eq!(received["cursor"], sent["cursor"]);
+        assert_eq!(received["author"]["username"], "ann");
+        // The author's email is for the author's eyes.
+        assert!(received["author"]["email"].is_null());
+        let own = ann_ws.next("s").await["data"]["messageAdded"].clone();
+        assert_eq!(own["author"]["email"], "ann@example.com");
+    }
+
+    async fn replay_then_live_has_no_gap_and_no_duplicate(db) {
+        let app = spawn_app(&db).await;
+        let cat = app.register("cat").await;
+        let dan = app.register("dan").await;
+        let room = app.create_room(&cat, "busy", false).await;
+        app.join_room(&dan, &room).await.ok();
+        let mut sent = Vec::new();
+        for i in 1..=10 {
+            sent.push(app.send_message(&cat, &room, &format!("m{i}")).await);
+        }
+        let after = sent[4]["cursor"].as_str().unwrap().to_owned();
+
+        // Messages keep arriving while the subscription replays and goes live.
+        let sender = {
+            let (app, cat, room) = (&app, &cat, &room);
+            async move {
+                for i in 11..=60 {
+                    app.send_message(cat, room, &format!("m{i}")).await;
+                }
+            }
+        };
+        let subscriber = async {
+            let mut ws = app.ws_ready(&dan.access_token).await;
+            ws.message_added("s", &room, Some(&after)).await;
+            seqs(&mut ws, "s", 55).await
+        };
+        let ((), received) = tokio::join!(sender, subscriber);
+        assert_eq!(received, (6..=60).collect::<Vec<_>>());
+    }
+
+    async fn every_subscriber_gets_every_message_once_in_order(db) {
+        let app = spawn_app(&db).await;
+        let senders = [app.register("eli").await, app.register("fox").await, app.register("gia").await];
+        let room = app.create_room(&senders[0], "crowd", false).await;
+        for sender in &senders[1..] {
+            app.join_room(sender, &room).await.ok();
+        }
+        let start = app.send_message(&senders[0], &room, "start").await;
+        let mut sockets = Vec::new();
+        for sender in &senders {
+            let mut ws = app.ws_ready(&sender.access_token).await;
+            ws.message_added("s", &room, start["cursor"].as_str()).await;
+            sockets.push(ws);
+        }
+        let sends = senders.iter().flat_map(|sender| {
+            (0..10).map(move |i| (sender, format!("{} {i}", sender.username)))
+        });
+        futures_util::future::join_all(
+            sends.map(|(sender, body)| {
+                let (app, room) = (&app, &room);
+                async move { app.send_message(sender, room, &body).await }
+            }),
+        )
+        .await;
+        for ws in &mut sockets {
+            assert_eq!(seqs(ws, "s", 30).await, (2..=31).collect::<Vec<_>>());
+        }
+    }
+
+    async fn leaving_the_room_ends_the_subscription(db) {
+        let app = spawn_app(&db).await;
+        let hal = app.register("hal").await;
+        let ida = app.register("ida").await;
+        let room = app.create_room(&hal, "exit", false).await;
+        app.join_room(&ida, &room).await.ok();
+        let first = app.send_message(&hal, &room, "first").await;
+        let mut ws = app.ws_ready(&ida.access_token).await;
+        ws.message_added("s", &room, first["cursor"].as_str()).await;
+        // Once this arrives the subscription is established.
+        app.send_message(&hal, &room, "second").await;
+        assert_eq!(seqs(&mut ws, "s", 1).await, [2]);
+        let left = app
+            .gql(Some(&ida.access_token), "mutation($r: ID!) { leaveRoom(roomId: $r) }", json!({ "r": room }))
+            .await;
+        assert_eq!(left.ok()["leaveRoom"], true);
+        assert_eq!(ws.recv().await, json!({ "type": "complete", "id": "s" }));
+    }
+
+    async fn subscribing_needs_membership_and_a_valid_cursor(db) {
+        let app = spawn_app(&db).await;
+        let jan = app.register("jan").await;
+        let kim = app.register("kim").await;
+        let room = app.create_room(&jan, "public", false).await;
+        let mut ws = app.ws_ready(&kim.access_token).await;
+        // Public, but not joined.
+        ws.message_added("a", &room, None).await;
+        assert_eq!(ws.next("a").await["errors"][0]["extensions"]["code"], "FORBIDDEN");
+        assert_eq!(ws.recv().await["type"], "complete");
+        app.join_room(&kim, &room).await.ok();
+        ws.message_added("b", &room, Some("not-a-cursor")).await;
+        let error = ws.next("b").await;
+        assert_eq!(error["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+        assert_eq!(error["errors"][0]["extensions"]["field"], "after");
+        assert_eq!(ws.recv().await["type"], "complete");
+        ws.message_added("c", "not-an-id", None).await;
+        assert_eq!(ws.next("c").await["errors"][0]["extensions"]["field"], "roomId");
+    }
+
+    async fn the_largest_messages_arrive_whole(db) {
+        let app = spawn_app(&db).await;
+        let lou = app.register("lou").await;
+        let room = app.create_room(&lou, "big", false).await;
+        let start = app.send_message(&lou, &room, "start").await;
+        let mut ws = app.ws_ready(&lou.access_token).await;
+        ws.message_added("s", &room, start["cursor"].as_str()).await;
+        // 4000 characters of 4 bytes: twice what a Postgres notification can carry.
+        let body = "😀".repeat(4000);
+        app.send_message(&lou, &room, &body).await;
+        app.send_message(&lou, &room, "small").await;
+        assert_eq!(ws.next("s").await["data"]["messageAdded"]["body"], body);
+        assert_eq!(ws.next("s").await["data"]["messageAdded"]["body"], "small");
+    }
+
+    async fn one_socket_follows_many_rooms(db) {
+        let app = spawn_app(&db).await;
+        let mo = app.register("moe").await;
+        let rooms = [
+            app.create_room(&mo, "one", false).await,
+            app.create_room(&mo, "two", true).await,
+        ];
+        let starts = [
+            app.send_message(&mo, &rooms[0], "start").await,
+            app.send_message(&mo, &rooms[1], "start").await,
+        ];
+        let mut ws = app.ws_ready(&mo.access_token).await;
+        ws.message_added("one", &rooms[0], starts[0]["cursor"].as_str()).await;
+        ws.message_added("two", &rooms[1], starts[1]["cursor"].as_str()).await;
+        app.send_message(&mo, &rooms[1], "to two").await;
+        app.send_message(&mo, &rooms[0], "to one").await;
+        let mut got: HashMap<String, Value> = HashMap::new();
+        for _ in 0..2 {
+            let message = ws.recv().await;
+            got.insert(message["id"].as_str().unwrap().into(), message["payload"]["data"]["messageAdded"]["body"].clone());
+        }
+        assert_eq!(got["one"], "to one");
+        assert_eq!(got["two"], "to two");
+    }
+}
