@@ -27,6 +27,9 @@ pub struct Feed {
     pub viewer_id: Uuid,
     /// The seq of the next message this subscriber gets.
     pub next_seq: i64,
+    /// The room's newest seq when the subscription started: anything up to it is replayed
+    /// from the database, anything after comes live.
+    pub last_seq: i64,
     pub live: RoomSubscription,
     pub resyncs: watch::Receiver<u64>,
 }
@@ -47,10 +50,15 @@ struct State {
 }
 
 pub fn feed(feed: Feed) -> impl Stream<Item = AppResult<Arc<ChatMessage>>> {
+    // Replay first what was already stored after the cursor, if anything was.
+    let mode = if feed.next_seq <= feed.last_seq {
+        Mode::CatchUp { until: None }
+    } else {
+        Mode::Live
+    };
     let state = State {
         feed,
-        // Replay first: everything already stored after the cursor.
-        mode: Mode::CatchUp { until: None },
+        mode,
         ready: VecDeque::new(),
     };
     stream::unfold(state, |mut state| async move {

@@ -8,9 +8,11 @@ use std::sync::Arc;
 
 use futures_util::Stream;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, ExprTrait,
-    JoinType, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait,
-    TransactionTrait, sea_query::Expr,
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, DatabaseConnection, EntityTrait, ExprTrait, FromQueryResult, JoinType,
+    QueryFilter, QueryOrder, QuerySelect, RelationTrait, TransactionTrait,
+    sea_query::{Expr, Query},
 };
 use uuid::Uuid;
 
@@ -37,6 +39,33 @@ pub struct History {
     pub messages: Vec<ChatMessage>,
     pub has_previous: bool,
     pub has_next: bool,
+}
+
+#[derive(FromQueryResult)]
+struct RoomAccess {
+    #[sea_orm(nested)]
+    room: room::Model,
+    is_member: bool,
+}
+
+impl RoomAccess {
+    /// FORBIDDEN unless a member, with `why`.
+    fn member(self, why: &'static str) -> AppResult<room::Model> {
+        if self.is_member {
+            Ok(self.room)
+        } else {
+            Err(AppError::Forbidden(why))
+        }
+    }
+
+    /// Anyone signed in reads a public room; members only a private one.
+    fn readable(self) -> AppResult<room::Model> {
+        if self.room.is_private {
+            self.member("this room is private")
+        } else {
+            Ok(self.room)
+        }
+    }
 }
 
 pub struct NewMessage {
@@ -85,13 +114,11 @@ impl Chat {
 
     /// Joins a public room (joining twice is fine). Private rooms are invite-only.
     pub async fn join_room(&self, viewer: &Viewer, room_id: Uuid) -> AppResult<room::Model> {
-        let room = self.find_room(room_id).await?;
-        if room.is_private {
-            if self.is_member(room_id, viewer.user_id).await? {
-                return Ok(room);
-            }
-            return Err(AppError::Forbidden("this room is private"));
+        let access = self.room_access(room_id, viewer.user_id).await?;
+        if access.is_member {
+            return Ok(access.room);
         }
+        let room = access.readable()?;
         let inserted = membership::Entity::insert(membership::ActiveModel {
             room_id: Set(room_id),
             user_id: Set(viewer.user_id),
@@ -108,7 +135,9 @@ impl Chat {
 
     /// Leaves a room; the viewer's subscriptions to it end. False if not a member.
     pub async fn leave_room(&self, viewer: &Viewer, room_id: Uuid) -> AppResult<bool> {
-        self.find_room(room_id).await?;
+        if !self.room_access(room_id, viewer.user_id).await?.is_member {
+            return Ok(false);
+        }
         let txn = self.db.begin().await?;
         let left = membership::Entity::delete_many()
             .filter(membership::Column::RoomId.eq(room_id))
@@ -166,11 +195,7 @@ impl Chat {
     /// A room the viewer may read: NOT_FOUND if there is none, FORBIDDEN if private and the
     /// viewer is not a member.
     pub async fn readable_room(&self, viewer: &Viewer, room_id: Uuid) -> AppResult<room::Model> {
-        let room = self.find_room(room_id).await?;
-        if room.is_private && !self.is_member(room_id, viewer.user_id).await? {
-            return Err(AppError::Forbidden("this room is private"));
-        }
-        Ok(room)
+        self.room_access(room_id, viewer.user_id).await?.readable()
     }
 
     /// One page of `room`'s messages. Seqs have no gaps, so whether there is anything before
@@ -223,10 +248,9 @@ impl Chat {
             .get(viewer.user_id)
             .await?
             .ok_or(AppError::Unauthenticated("user no longer exists"))?;
-        self.find_room(new.room_id).await?;
-        if !self.is_member(new.room_id, viewer.user_id).await? {
-            return Err(AppError::Forbidden("only members may send to this room"));
-        }
+        self.room_access(new.room_id, viewer.user_id)
+            .await?
+            .member("only members may send to this room")?;
         if let Some(client_msg_id) = &new.client_msg_id
             && let Some(existing) = self.find_sent(viewer.user_id, client_msg_id).await?
         {
@@ -297,41 +321,43 @@ impl Chat {
         room_id: Uuid,
         after: Option<i64>,
     ) -> AppResult<impl Stream<Item = AppResult<Arc<ChatMessage>>> + use<>> {
-        self.find_room(room_id).await?;
-        if !self.is_member(room_id, viewer.user_id).await? {
-            return Err(AppError::Forbidden(
-                "only members may subscribe to this room",
-            ));
-        }
         // Subscribe before reading where the room is: whatever commits after this is in the
         // channel, whatever committed before is in the database.
         let live = self.hub.subscribe(room_id);
-        let next_seq = match after {
-            Some(after) => after + 1,
-            None => self.find_room(room_id).await?.last_seq + 1,
-        };
+        let room = self
+            .room_access(room_id, viewer.user_id)
+            .await?
+            .member("only members may subscribe to this room")?;
         Ok(feed::feed(feed::Feed {
             db: self.db.clone(),
             room_id,
             viewer_id: viewer.user_id,
-            next_seq,
+            // Without a cursor: from the next message on.
+            next_seq: after.unwrap_or(room.last_seq) + 1,
+            last_seq: room.last_seq,
             live,
             resyncs: self.hub.resyncs(),
         }))
     }
 
-    async fn find_room(&self, room_id: Uuid) -> AppResult<room::Model> {
+    /// The room and whether `user_id` is a member, in one query (every room operation starts
+    /// here, and a burst of subscriptions must not cost a burst of round trips).
+    async fn room_access(&self, room_id: Uuid, user_id: Uuid) -> AppResult<RoomAccess> {
+        let is_member = Query::select()
+            .expr(Expr::val(1))
+            .from(membership::Entity)
+            .and_where(
+                Expr::col((membership::Entity, membership::Column::RoomId))
+                    .equals((room::Entity, room::Column::Id)),
+            )
+            .and_where(Expr::col((membership::Entity, membership::Column::UserId)).eq(user_id))
+            .to_owned();
         room::Entity::find_by_id(room_id)
+            .column_as(Expr::exists(is_member), "is_member")
+            .into_model::<RoomAccess>()
             .one(&self.db)
             .await?
             .ok_or(AppError::NotFound("room"))
-    }
-
-    async fn is_member(&self, room_id: Uuid, user_id: Uuid) -> AppResult<bool> {
-        Ok(membership::Entity::find_by_id((room_id, user_id))
-            .count(&self.db)
-            .await?
-            > 0)
     }
 
     async fn find_sent(
