@@ -55,6 +55,7 @@ impl AppState {
             );
         }
         let chat = Arc::new(Chat::new(db.clone(), broker, hub.clone(), users));
+        crate::memory::spawn_trimmer(shutdown.clone());
         Ok(Self {
             config: Arc::new(config),
             db,

@@ -1,4 +1,4 @@
-//! `chat-bench`: a load generator for the chat server's public contract (`/work/shared/API.md`):
+//! `chat-bench`: a load generator for the chat server's public contract (the team's `API.md`):
 //! GraphQL over HTTP on `POST /graphql` and subscriptions over `graphql-transport-ws` on
 //! `GET /graphql`. Each workload is a module with a config, an async `run`, and a report that
 //! prints as text (`Display`) or JSON (`Serialize`); `main.rs` only parses arguments.

@@ -182,10 +182,9 @@ impl MessageSubscription {
             .transpose()
             .map_err(|_| AppError::bad_input("after", "invalid cursor"))?
             .map(|c| c.0);
-        let feed = state(ctx)?
-            .chat
-            .subscribe(viewer(ctx)?, room_id, after)
-            .await?;
+        // Boxed: async-graphql keeps this future's space for the subscription's lifetime (it
+        // shares an allocation with the stream), and the access query inside it is large.
+        let feed = Box::pin(state(ctx)?.chat.subscribe(viewer(ctx)?, room_id, after)).await?;
         Ok(feed.map(|item| item.map(Message)))
     }
 }

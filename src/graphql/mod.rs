@@ -1,5 +1,6 @@
 //! The GraphQL schema: one module per domain, each with its own roots, merged in `schema`.
 mod auth;
+pub mod document;
 pub mod errors;
 pub mod guard;
 mod message;

@@ -20,9 +20,9 @@ use super::{
     protocol::{ClientMessage, Protocol, ServerMessage, decode, encode, token_in},
 };
 use crate::{
-    graphql::{AppSchema, guard::Caller},
+    graphql::{AppSchema, document, guard::Caller},
     http::wire::is_request_error,
-    service::auth::{AuthError, Viewer},
+    service::auth::{AuthError, TokenError, Viewer},
     state::AppState,
 };
 
@@ -37,8 +37,9 @@ pub struct Connection {
     ip: IpAddr,
     /// Set by `connection_init`; `None` until then.
     viewer: Option<Viewer>,
-    /// When the viewer's token expires (moved by a re-auth ping).
-    expires: Instant,
+    /// Before `connection_ack`, when the init timeout closes the socket; after, when the
+    /// viewer's token expires (moved by a re-auth ping).
+    deadline: Instant,
     subscriptions: StreamMap<String, Results>,
 }
 
@@ -60,7 +61,7 @@ impl Connection {
             schema,
             ip,
             viewer: None,
-            expires: far_future(),
+            deadline: Instant::now(),
             subscriptions: StreamMap::new(),
         }
     }
@@ -68,7 +69,8 @@ impl Connection {
     pub async fn run(mut self) {
         metrics::gauge!("ws_connections").increment(1.0);
         let config = self.state.config.ws.clone();
-        let init_deadline = Instant::now() + config.init_timeout;
+        // One timer: the init timeout until `connection_ack`, then the token's expiry.
+        self.deadline = Instant::now() + config.init_timeout;
         let mut keepalive =
             tokio::time::interval_at((Instant::now() + config.keepalive).into(), config.keepalive);
         let mut revoked = self.state.hub.revoked_sessions();
@@ -78,12 +80,14 @@ impl Connection {
         let outcome: Result<(), Close> = loop {
             let step = tokio::select! {
                 () = shutdown.cancelled() => Err(Close::GoingAway),
-                () = sleep_until(init_deadline.into()), if self.viewer.is_none() => Err(Close::InitTimeout),
-                () = sleep_until(self.expires.into()), if self.viewer.is_some() => {
-                    Err(Close::Auth(AuthError::Token(crate::service::auth::TokenError::Expired)))
-                }
+                () = sleep_until(self.deadline.into()) => match self.viewer {
+                    None => Err(Close::InitTimeout),
+                    Some(_) => Err(Close::Auth(AuthError::Token(TokenError::Expired))),
+                },
                 frame = self.socket.recv() => match frame {
-                    Some(Ok(Message::Text(text))) => self.on_text(&text).await,
+                    // Handlers are boxed so that their (large) state is not part of every idle
+                    // socket's task, only of the one handling a message.
+                    Some(Ok(Message::Text(text))) => Box::pin(self.on_text(&text)).await,
                     Some(Ok(Message::Binary(_))) => Err(Close::BadMessage("binary messages are not supported".into())),
                     // Pings are answered by the WebSocket layer itself.
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
@@ -94,7 +98,7 @@ impl Connection {
                     }
                 },
                 Some((id, result)) = self.subscriptions.next(), if !self.subscriptions.is_empty() => {
-                    self.on_result(id, result).await
+                    Box::pin(self.on_result(id, result)).await
                 }
                 _ = keepalive.tick(), if self.viewer.is_some() => self.send(ServerMessage::KeepAlive).await,
                 revocation = revoked.recv() => self.on_revocation(revocation),
@@ -133,10 +137,15 @@ impl Connection {
                 if self.subscriptions.contains_key(&id) {
                     return Err(Close::DuplicateId(id));
                 }
-                let request = params.into_request(Caller {
+                let mut request = params.into_request(Caller {
                     auth: Ok(viewer),
                     ip: self.ip,
                 });
+                // A document that does not parse is left for execution to report.
+                if let Ok(mut doc) = async_graphql::parser::parse_query(&request.query) {
+                    document::compact(&mut doc);
+                    request.set_parsed_query(doc);
+                }
                 let results = self
                     .schema
                     .execute_stream(request)
@@ -162,7 +171,7 @@ impl Connection {
             return Err(Close::TooManyInits);
         }
         let viewer = self.authenticate(payload.as_ref())?;
-        self.expires = expiry(&viewer);
+        self.deadline = expiry(&viewer);
         self.viewer = Some(viewer);
         self.send(ServerMessage::ConnectionAck).await?;
         // Legacy clients expect a keep-alive right away to start their timers.
@@ -182,7 +191,7 @@ impl Connection {
             if fresh.user_id != current.user_id {
                 return Err(Close::OtherUser);
             }
-            self.expires = expiry(&fresh);
+            self.deadline = expiry(&fresh);
             self.viewer = Some(fresh);
         }
         self.send(ServerMessage::Pong).await
@@ -263,8 +272,4 @@ impl Connection {
 fn expiry(viewer: &Viewer) -> Instant {
     let left = viewer.expires_at - chrono::Utc::now().timestamp();
     Instant::now() + Duration::from_secs(left.max(0) as u64)
-}
-
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(365 * 24 * 3600)
 }

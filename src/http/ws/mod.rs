@@ -13,10 +13,10 @@ use axum::{extract::ws::WebSocketUpgrade, response::Response};
 use super::HttpState;
 use protocol::Protocol;
 
-/// tungstenite reserves 128 KiB per socket for reading by default; messages from clients are
-/// small (init, subscribe, ping), and a larger one grows the buffer for as long as it takes.
-/// This is most of what an idle socket costs.
-const READ_BUFFER: usize = 4 * 1024;
+/// tungstenite reserves 128 KiB per socket for reading by default. Messages from clients are
+/// small (init, subscribe, ping: a few hundred bytes), and a larger one grows the buffer as
+/// needed, so an idle socket need not hold more.
+const READ_BUFFER: usize = 1024;
 
 pub fn upgrade(upgrade: WebSocketUpgrade, http: HttpState, ip: IpAddr) -> Response {
     let max_message = http.state.config.http.max_body_bytes;

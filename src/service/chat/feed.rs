@@ -129,12 +129,14 @@ impl State {
     }
 
     async fn read_batch(&mut self, until: Option<i64>) -> AppResult<()> {
-        let batch = messages_from(
+        // Boxed: a query future is large, and inline it would size every idle subscription's
+        // state for the rare moments it reads.
+        let batch = Box::pin(messages_from(
             &self.feed.db,
             self.feed.room_id,
             self.feed.next_seq,
             CATCH_UP_BATCH,
-        )
+        ))
         .await?;
         let exhausted = (batch.len() as u64) < CATCH_UP_BATCH;
         for message in batch {

@@ -1,0 +1,140 @@
+//! Every workload, briefly, against the real server (started in-process on a random port over
+//! a fresh SQLite file) and against the baseline server: the benchmarks stay runnable. These
+//! check that a workload completes without errors, losses or duplicates, never how fast.
+use std::time::Duration;
+
+use chat_bench::{fanout, http, idle, login};
+use chat_server::{config::Config, startup::Application};
+
+struct Server {
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn start_server() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config {
+        bind_addr: "127.0.0.1:0".parse().unwrap(),
+        ..Config::default()
+    };
+    config.database.url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("bench.db").display()
+    )
+    .into();
+    // A login storm from one address would otherwise be, correctly, rate limited.
+    config.auth.login_per_account_per_minute = 0;
+    config.auth.login_per_ip_per_minute = 0;
+    let app = Application::build(config).await.expect("server starts");
+    let url = format!("http://{}", app.local_addr());
+    tokio::spawn(app.run(std::future::pending()));
+    Server { url, _dir: dir }
+}
+
+const BRIEF: Duration = Duration::from_millis(500);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_workloads_run() {
+    let server = start_server().await;
+    for query in [http::Query::Typename, http::Query::Me] {
+        let report = http::run(http::HttpConfig {
+            url: server.url.clone(),
+            connections: 2,
+            duration: BRIEF,
+            warmup: Duration::ZERO,
+            query,
+            ..Default::default()
+        })
+        .await
+        .expect("http workload");
+        assert!(report.requests > 0, "{report}");
+        assert_eq!(report.errors.total(), 0, "{report}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baseline_runs() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(chat_bench::baseline::serve(listener));
+    let report = http::run(http::HttpConfig {
+        url,
+        connections: 2,
+        duration: BRIEF,
+        warmup: Duration::ZERO,
+        ..Default::default()
+    })
+    .await
+    .expect("http workload against the baseline");
+    assert!(
+        report.requests > 0 && report.errors.total() == 0,
+        "{report}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_workload_runs() {
+    let server = start_server().await;
+    let report = login::run(login::LoginConfig {
+        url: server.url.clone(),
+        connections: 2,
+        duration: BRIEF,
+        probe_idle: Duration::from_millis(200),
+        calibrate_logins: 2,
+        ..Default::default()
+    })
+    .await
+    .expect("login workload");
+    assert!(report.logins > 0, "{report}");
+    assert_eq!(
+        report.errors.total() + report.probe_errors.total(),
+        0,
+        "{report}"
+    );
+    assert_eq!(report.rate_limited, 0, "{report}");
+    assert!(report.calibration.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_workload_runs() {
+    let server = start_server().await;
+    let report = idle::run(idle::IdleConfig {
+        url: server.url.clone(),
+        sockets: 20,
+        users: Some(2),
+        settle: Duration::from_millis(100),
+        hold: Duration::from_millis(200),
+        server_pid: Some(std::process::id()),
+        ..Default::default()
+    })
+    .await
+    .expect("idle workload");
+    assert_eq!(report.subscribed, 20, "{report}");
+    assert_eq!(report.verified, Some(20), "{report}");
+    assert_eq!(report.lost.total(), 0, "{report}");
+    assert!(report.rss_per_socket_kib.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_workload_runs() {
+    let server = start_server().await;
+    let report = fanout::run(fanout::FanoutConfig {
+        url: server.url.clone(),
+        subscribers: 10,
+        users: Some(2),
+        rate: 20.0,
+        duration: Duration::from_secs(1),
+        settle: Duration::from_millis(200),
+        ..Default::default()
+    })
+    .await
+    .expect("fanout workload");
+    assert!(report.sent > 0, "{report}");
+    assert_eq!(
+        report.stats.deliveries, report.expected_deliveries,
+        "{report}"
+    );
+    assert_eq!(report.stats.lost, 0, "{report}");
+    assert_eq!(report.stats.duplicated, 0, "{report}");
+    assert_eq!(report.stats.bad_frames, 0, "{report}");
+}
