@@ -12,8 +12,11 @@ use std::{
 use async_graphql::Response;
 use axum::extract::ws::{Message, WebSocket};
 use futures_util::{StreamExt, stream::BoxStream};
-use tokio::{sync::broadcast::error::RecvError, time::sleep_until};
-use tokio_stream::StreamMap;
+use tokio::time::sleep_until;
+use tokio_stream::{
+    StreamMap,
+    wrappers::{BroadcastStream, WatchStream, errors::BroadcastStreamRecvError},
+};
 
 use super::{
     close::Close,
@@ -73,14 +76,24 @@ impl Connection {
         self.deadline = Instant::now() + config.init_timeout;
         let mut keepalive =
             tokio::time::interval_at((Instant::now() + config.keepalive).into(), config.keepalive);
-        let mut revoked = self.state.hub.revoked_sessions();
-        let mut resyncs = self.state.hub.resyncs();
+        // The sources that rarely fire live across iterations: rebuilt on every pass (one per
+        // delivery), each would register and unregister its waker every time.
+        let mut revoked = BroadcastStream::new(self.state.hub.revoked_sessions());
+        let mut resyncs = WatchStream::from_changes(self.state.hub.resyncs());
         let shutdown = self.state.shutdown.clone();
+        let cancelled = shutdown.cancelled();
+        let deadline = sleep_until(self.deadline.into());
+        tokio::pin!(cancelled, deadline);
+        let mut armed = self.deadline;
 
         let outcome: Result<(), Close> = loop {
+            if armed != self.deadline {
+                armed = self.deadline;
+                deadline.as_mut().reset(armed.into());
+            }
             let step = tokio::select! {
-                () = shutdown.cancelled() => Err(Close::GoingAway),
-                () = sleep_until(self.deadline.into()) => match self.viewer {
+                () = &mut cancelled => Err(Close::GoingAway),
+                () = &mut deadline => match self.viewer {
                     None => Err(Close::InitTimeout),
                     Some(_) => Err(Close::Auth(AuthError::Token(TokenError::Expired))),
                 },
@@ -101,8 +114,8 @@ impl Connection {
                     Box::pin(self.on_result(id, result)).await
                 }
                 _ = keepalive.tick(), if self.viewer.is_some() => self.send(ServerMessage::KeepAlive).await,
-                revocation = revoked.recv() => self.on_revocation(revocation),
-                Ok(()) = resyncs.changed() => self.check_session(),
+                Some(revocation) = revoked.next() => self.on_revocation(revocation),
+                Some(_) = resyncs.next() => self.check_session(),
             };
             if let Err(close) = step {
                 break Err(close);
@@ -231,7 +244,7 @@ impl Connection {
         }
     }
 
-    fn on_revocation(&self, revocation: Result<uuid::Uuid, RecvError>) -> Step {
+    fn on_revocation(&self, revocation: Result<uuid::Uuid, BroadcastStreamRecvError>) -> Step {
         match revocation {
             Ok(session)
                 if self
@@ -241,9 +254,9 @@ impl Connection {
             {
                 Err(Close::Auth(AuthError::Revoked))
             }
-            Ok(_) | Err(RecvError::Closed) => Ok(()),
+            Ok(_) => Ok(()),
             // Missed some announcements: ask the revocation set instead.
-            Err(RecvError::Lagged(_)) => self.check_session(),
+            Err(BroadcastStreamRecvError::Lagged(_)) => self.check_session(),
         }
     }
 
