@@ -14,7 +14,7 @@ use crate::{
     },
 };
 
-/// How long a user row is reused from memory (authors of fanned-out messages).
+/// How long a user row is reused from memory (`me`, authors of fanned-out messages).
 const USER_CACHE_TTL: Duration = Duration::from_secs(60);
 
 #[derive(Clone)]
@@ -24,6 +24,8 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     pub chat: Arc<Chat>,
     pub hub: Arc<Hub>,
+    /// Users by id, for `me` and for naming message authors without a read each time.
+    pub users: Arc<UserCache>,
     /// Cancelled when the server shuts down: background tasks and sockets end.
     pub shutdown: CancellationToken,
 }
@@ -54,7 +56,7 @@ impl AppState {
                 shutdown.clone(),
             );
         }
-        let chat = Arc::new(Chat::new(db.clone(), broker, hub.clone(), users));
+        let chat = Arc::new(Chat::new(db.clone(), broker, hub.clone(), users.clone()));
         crate::memory::spawn_trimmer(shutdown.clone());
         Ok(Self {
             config: Arc::new(config),
@@ -62,6 +64,7 @@ impl AppState {
             auth,
             chat,
             hub,
+            users,
             shutdown,
         })
     }

@@ -96,7 +96,9 @@ impl UserQuery {
     #[graphql(guard = "SignedIn")]
     async fn me(&self, ctx: &Context<'_>) -> AppResult<User> {
         let viewer = viewer(ctx)?;
-        service::user::find(&state(ctx)?.db, viewer.user_id)
+        state(ctx)?
+            .users
+            .get(viewer.user_id)
             .await?
             .map(User::own)
             .ok_or(AppError::Unauthenticated("user no longer exists"))

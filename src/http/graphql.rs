@@ -67,11 +67,10 @@ pub async fn post(
                 &format!("a batch must hold 1 to {MAX_BATCH} operations"),
             );
         }
-        let responses = futures_util::future::join_all(
-            requests
-                .into_iter()
-                .map(|params| http.schema.execute(params.into_request(caller.clone()))),
-        )
+        let responses = futures_util::future::join_all(requests.into_iter().map(|params| {
+            http.schema
+                .execute(params.into_request(caller.clone(), &http.documents))
+        }))
         .await;
         let wire: Vec<WireResponse> = responses.iter().map(WireResponse::new).collect();
         return json_response(media, StatusCode::OK, &wire);
@@ -80,7 +79,10 @@ pub async fn post(
         Ok(params) => params,
         Err(err) => return invalid_body(media, err),
     };
-    let response = http.schema.execute(params.into_request(caller)).await;
+    let response = http
+        .schema
+        .execute(params.into_request(caller, &http.documents))
+        .await;
     graphql_response(media, response)
 }
 
@@ -136,7 +138,7 @@ pub async fn get(
         operation_name: params.operation_name,
         variables,
     }
-    .into_request(caller);
+    .into_request(caller, &http.documents);
     // GET is for reads: it can be cached, prefetched and sent by an <img> tag. A document that
     // does not parse is left for `execute` to report with its usual error.
     let operation_name = request.operation_name.clone();

@@ -8,7 +8,7 @@ mod playground;
 mod wire;
 mod ws;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     Router,
@@ -24,15 +24,29 @@ use tower_http::{
     trace::TraceLayer,
 };
 
-use crate::{graphql::AppSchema, state::AppState};
+use crate::{
+    graphql::{AppSchema, document::DocumentCache},
+    state::AppState,
+};
 
 pub use caller::{bearer_token, client_ip, parse_bearer};
 
-/// What every handler can reach.
+/// What every handler can reach. One `Arc`: axum clones it for every request.
 #[derive(Clone)]
-pub struct HttpState {
+pub struct HttpState(Arc<HttpContext>);
+
+pub struct HttpContext {
     pub state: AppState,
     pub schema: AppSchema,
+    pub documents: DocumentCache,
+}
+
+impl std::ops::Deref for HttpState {
+    type Target = HttpContext;
+
+    fn deref(&self) -> &HttpContext {
+        &self.0
+    }
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -45,7 +59,11 @@ pub fn router(state: AppState, schema: AppSchema) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::render))
         .route_layer(middleware::from_fn(metrics::track))
-        .with_state(HttpState { state, schema });
+        .with_state(HttpState(Arc::new(HttpContext {
+            state,
+            schema,
+            documents: DocumentCache::default(),
+        })));
 
     let origins = match &config.cors_origins {
         None => AllowOrigin::any(),

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use async_graphql::{Request, Response, ServerError, Value, Variables};
 use serde::{Deserialize, Serialize};
 
-use crate::graphql::guard::Caller;
+use crate::graphql::{document::DocumentCache, guard::Caller};
 
 /// The fields of a GraphQL request: a POST body, GET parameters (as strings, decoded first),
 /// or a WebSocket `subscribe` payload.
@@ -17,8 +17,13 @@ pub struct RequestParams {
 }
 
 impl RequestParams {
-    pub fn into_request(self, caller: Caller) -> Request {
+    /// The request to execute, with its document from `documents` when it parses.
+    pub fn into_request(self, caller: Caller, documents: &DocumentCache) -> Request {
+        let parsed = documents.parse(&self.query);
         let mut request = Request::new(self.query).data(caller);
+        if let Some(doc) = parsed {
+            request.set_parsed_query(doc);
+        }
         request.operation_name = self.operation_name;
         if let Some(variables) = self.variables {
             request.variables = Variables::from_json(serde_json::Value::Object(variables));

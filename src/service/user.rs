@@ -48,9 +48,10 @@ pub async fn promote(db: &DatabaseConnection, username: &str) -> AppResult<user:
 }
 
 /// Users by id, kept for a short while. Messages name their author, and a message fanned out
-/// to a thousand subscribers must not cost a thousand reads (nor one per notification): the
-/// author is read once per instance and TTL. Usernames and emails never change; a promotion
-/// shows here within the TTL (and in tokens from the next refresh).
+/// to a thousand subscribers must not cost a thousand reads (nor one per notification); `me`,
+/// the most frequent query of all, must not cost one per request either. Usernames and
+/// emails never change; a promotion shows here within the TTL (and in tokens from the next
+/// refresh).
 pub struct UserCache {
     db: DatabaseConnection,
     ttl: std::time::Duration,

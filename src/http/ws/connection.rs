@@ -23,10 +23,9 @@ use super::{
     protocol::{ClientMessage, Protocol, ServerMessage, decode, encode, token_in},
 };
 use crate::{
-    graphql::{AppSchema, document, guard::Caller},
-    http::wire::is_request_error,
+    graphql::guard::Caller,
+    http::{HttpState, wire::is_request_error},
     service::auth::{AuthError, TokenError, Viewer},
-    state::AppState,
 };
 
 /// A subscription's responses, then `None` when it ends (to send `complete`).
@@ -35,8 +34,7 @@ type Results = BoxStream<'static, Option<Response>>;
 pub struct Connection {
     socket: WebSocket,
     protocol: Protocol,
-    state: AppState,
-    schema: AppSchema,
+    http: HttpState,
     ip: IpAddr,
     /// Set by `connection_init`; `None` until then.
     viewer: Option<Viewer>,
@@ -50,18 +48,11 @@ pub struct Connection {
 type Step = Result<(), Close>;
 
 impl Connection {
-    pub fn new(
-        socket: WebSocket,
-        protocol: Protocol,
-        state: AppState,
-        schema: AppSchema,
-        ip: IpAddr,
-    ) -> Self {
+    pub fn new(socket: WebSocket, protocol: Protocol, http: HttpState, ip: IpAddr) -> Self {
         Self {
             socket,
             protocol,
-            state,
-            schema,
+            http,
             ip,
             viewer: None,
             deadline: Instant::now(),
@@ -71,16 +62,16 @@ impl Connection {
 
     pub async fn run(mut self) {
         metrics::gauge!("ws_connections").increment(1.0);
-        let config = self.state.config.ws.clone();
+        let config = self.http.state.config.ws.clone();
         // One timer: the init timeout until `connection_ack`, then the token's expiry.
         self.deadline = Instant::now() + config.init_timeout;
         let mut keepalive =
             tokio::time::interval_at((Instant::now() + config.keepalive).into(), config.keepalive);
         // The sources that rarely fire live across iterations: rebuilt on every pass (one per
         // delivery), each would register and unregister its waker every time.
-        let mut revoked = BroadcastStream::new(self.state.hub.revoked_sessions());
-        let mut resyncs = WatchStream::from_changes(self.state.hub.resyncs());
-        let shutdown = self.state.shutdown.clone();
+        let mut revoked = BroadcastStream::new(self.http.state.hub.revoked_sessions());
+        let mut resyncs = WatchStream::from_changes(self.http.state.hub.resyncs());
+        let shutdown = self.http.state.shutdown.clone();
         let cancelled = shutdown.cancelled();
         let deadline = sleep_until(self.deadline.into());
         tokio::pin!(cancelled, deadline);
@@ -150,16 +141,15 @@ impl Connection {
                 if self.subscriptions.contains_key(&id) {
                     return Err(Close::DuplicateId(id));
                 }
-                let mut request = params.into_request(Caller {
-                    auth: Ok(viewer),
-                    ip: self.ip,
-                });
-                // A document that does not parse is left for execution to report.
-                if let Ok(mut doc) = async_graphql::parser::parse_query(&request.query) {
-                    document::compact(&mut doc);
-                    request.set_parsed_query(doc);
-                }
+                let request = params.into_request(
+                    Caller {
+                        auth: Ok(viewer),
+                        ip: self.ip,
+                    },
+                    &self.http.documents,
+                );
                 let results = self
+                    .http
                     .schema
                     .execute_stream(request)
                     .map(Some)
@@ -214,7 +204,11 @@ impl Connection {
         let token = payload
             .and_then(token_in)
             .ok_or(Close::Auth(AuthError::Missing))?;
-        self.state.auth.authenticate(token).map_err(Close::Auth)
+        self.http
+            .state
+            .auth
+            .authenticate(token)
+            .map_err(Close::Auth)
     }
 
     async fn on_result(&mut self, id: String, result: Option<Response>) -> Step {
@@ -262,7 +256,14 @@ impl Connection {
 
     fn check_session(&self) -> Step {
         match &self.viewer {
-            Some(viewer) if self.state.hub.revocations().is_revoked(&viewer.session_id) => {
+            Some(viewer)
+                if self
+                    .http
+                    .state
+                    .hub
+                    .revocations()
+                    .is_revoked(&viewer.session_id) =>
+            {
                 Err(Close::Auth(AuthError::Revoked))
             }
             _ => Ok(()),

@@ -29,6 +29,6 @@ pub fn upgrade(upgrade: WebSocketUpgrade, http: HttpState, ip: IpAddr) -> Respon
         .max_frame_size(max_message)
         .on_upgrade(move |socket| {
             let protocol = Protocol::from_name(socket.protocol().and_then(|p| p.to_str().ok()));
-            connection::Connection::new(socket, protocol, http.state, http.schema, ip).run()
+            connection::Connection::new(socket, protocol, http, ip).run()
         })
 }
