@@ -9,7 +9,7 @@ pub mod entity; // SeaORM models
 pub mod error; // AppError and its mapping to extensions.code
 pub mod graphql; // schema, roots, guards, error codes
 pub mod http; // axum routes and middleware
-pub mod memory; // returning freed heap memory to the OS
+pub mod os; // file-descriptor limit, returning freed memory to the OS
 pub mod service; // business rules over the database
 pub mod startup; // Application: build, bind, serve
 pub mod state; // AppState shared by every request

@@ -2,7 +2,7 @@
 use std::{future::Future, net::SocketAddr};
 
 use anyhow::Context;
-use axum::Router;
+use axum::{Router, serve::ListenerExt};
 use tokio::net::TcpListener;
 
 use crate::{config::Config, db, graphql, http, state::AppState};
@@ -50,9 +50,17 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        tracing::info!(addr = %self.local_addr(), "serving GraphQL on /graphql");
+        let open_files = crate::os::raise_open_files_limit();
+        tracing::info!(addr = %self.local_addr(), ?open_files, "serving GraphQL on /graphql");
+        // Small writes (a chat message, a response) go out at once instead of waiting for the
+        // previous one's acknowledgement (Nagle), which can hold them for tens of ms.
+        let listener = self.listener.tap_io(|stream| {
+            if let Err(err) = stream.set_nodelay(true) {
+                tracing::debug!(error = %err, "could not set TCP_NODELAY");
+            }
+        });
         axum::serve(
-            self.listener,
+            listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )

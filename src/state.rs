@@ -57,7 +57,7 @@ impl AppState {
             );
         }
         let chat = Arc::new(Chat::new(db.clone(), broker, hub.clone(), users.clone()));
-        crate::memory::spawn_trimmer(shutdown.clone());
+        crate::os::spawn_trimmer(shutdown.clone());
         Ok(Self {
             config: Arc::new(config),
             db,

@@ -82,12 +82,14 @@ impl Connection {
                 armed = self.deadline;
                 deadline.as_mut().reset(armed.into());
             }
+            // Biased, deliveries first: a socket woken for a delivery (the common case by
+            // far) polls nothing else. The feeds go pending between events and between
+            // catch-up batches, so the other branches are never starved for long.
             let step = tokio::select! {
-                () = &mut cancelled => Err(Close::GoingAway),
-                () = &mut deadline => match self.viewer {
-                    None => Err(Close::InitTimeout),
-                    Some(_) => Err(Close::Auth(AuthError::Token(TokenError::Expired))),
-                },
+                biased;
+                Some((id, result)) = self.subscriptions.next(), if !self.subscriptions.is_empty() => {
+                    Box::pin(self.on_result(id, result)).await
+                }
                 frame = self.socket.recv() => match frame {
                     // Handlers are boxed so that their (large) state is not part of every idle
                     // socket's task, only of the one handling a message.
@@ -101,12 +103,14 @@ impl Connection {
                         break Ok(());
                     }
                 },
-                Some((id, result)) = self.subscriptions.next(), if !self.subscriptions.is_empty() => {
-                    Box::pin(self.on_result(id, result)).await
-                }
-                _ = keepalive.tick(), if self.viewer.is_some() => self.send(ServerMessage::KeepAlive).await,
+                () = &mut cancelled => Err(Close::GoingAway),
+                () = &mut deadline => match self.viewer {
+                    None => Err(Close::InitTimeout),
+                    Some(_) => Err(Close::Auth(AuthError::Token(TokenError::Expired))),
+                },
                 Some(revocation) = revoked.next() => self.on_revocation(revocation),
                 Some(_) = resyncs.next() => self.check_session(),
+                _ = keepalive.tick(), if self.viewer.is_some() => self.send(ServerMessage::KeepAlive).await,
             };
             if let Err(close) = step {
                 break Err(close);
