@@ -78,6 +78,14 @@ fn passwords(c: &mut Criterion) {
     group.bench_function("verify unknown user", |b| {
         b.to_async(&runtime).iter(|| hasher.verify(&password, None))
     });
+    // Two hashes at once on two threads, as during a login storm on two cores: Argon2 is
+    // memory-hard, and two 19 MiB work areas compete for cache and memory bandwidth, so
+    // this takes longer than one hash. It bounds logins/s more tightly than cores / hash.
+    let pair = PasswordHasher::new(2).expect("hasher");
+    group.bench_function("2 concurrent hashes", |b| {
+        b.to_async(&runtime)
+            .iter(|| async { tokio::join!(pair.hash(&password), pair.hash(&password)) })
+    });
     group.finish();
 }
 

@@ -41,6 +41,9 @@ pub struct DatabaseConfig {
     /// May hold a password, so it is kept out of `Debug` output.
     pub url: SecretString,
     pub max_connections: u32,
+    /// Connections kept open even when idle: opening one costs tens of milliseconds, which
+    /// a request should not wait for.
+    pub min_connections: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -95,6 +98,7 @@ impl Default for Config {
             database: DatabaseConfig {
                 url: SecretString::from("sqlite://chat.db?mode=rwc"),
                 max_connections: 16,
+                min_connections: 2,
             },
             auth: AuthConfig {
                 signing: SigningConfig::Hs256(None),
@@ -151,6 +155,9 @@ impl Config {
         }
         if let Some(v) = get("DATABASE_MAX_CONNECTIONS") {
             config.database.max_connections = parse("DATABASE_MAX_CONNECTIONS", &v)?;
+        }
+        if let Some(v) = get("DATABASE_MIN_CONNECTIONS") {
+            config.database.min_connections = parse("DATABASE_MIN_CONNECTIONS", &v)?;
         }
 
         let auth = &mut config.auth;
@@ -249,6 +256,12 @@ impl Config {
         }
         if self.database.max_connections == 0 {
             return Err(invalid("DATABASE_MAX_CONNECTIONS", "must be positive"));
+        }
+        if self.database.min_connections > self.database.max_connections {
+            return Err(invalid(
+                "DATABASE_MIN_CONNECTIONS",
+                "must not exceed DATABASE_MAX_CONNECTIONS",
+            ));
         }
         Ok(())
     }

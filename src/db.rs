@@ -15,14 +15,23 @@ use crate::config::DatabaseConfig;
 const MIGRATION_LOCK: i64 = 0x6368_6174_6d69_6772; // "chatmigr"
 
 pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<DatabaseConnection> {
-    connect_with(config, config.max_connections).await
+    connect_with(config, config.min_connections, config.max_connections).await
 }
 
-async fn connect_with(config: &DatabaseConfig, max: u32) -> anyhow::Result<DatabaseConnection> {
+async fn connect_with(
+    config: &DatabaseConfig,
+    min: u32,
+    max: u32,
+) -> anyhow::Result<DatabaseConnection> {
     let mut options = ConnectOptions::new(config.url.expose_secret());
     options
+        .min_connections(min)
         .max_connections(max)
         .acquire_timeout(Duration::from_secs(5))
+        // sqlx pings every connection it hands out by default: a round trip per query.
+        // Only connections idle long enough to have been dropped (by a restart, a proxy)
+        // are checked; a hot connection that died fails its query once and is replaced.
+        .test_before_acquire_if_idle_for(Duration::from_secs(30))
         .sqlx_logging(false)
         .map_sqlx_sqlite_opts(|o| {
             // Waiting on a busy database beats failing a request; SQLite only enforces
@@ -42,7 +51,7 @@ async fn connect_with(config: &DatabaseConfig, max: u32) -> anyhow::Result<Datab
 /// write transaction on SQLite (whose DDL is transactional). Either way on a connection of
 /// their own, since the lock belongs to it.
 pub async fn migrate(config: &DatabaseConfig) -> anyhow::Result<()> {
-    let conn = connect_with(config, 1).await?;
+    let conn = connect_with(config, 0, 1).await?;
     if conn.get_database_backend() == DbBackend::Sqlite {
         enable_wal(&conn).await?;
     }
