@@ -25,7 +25,51 @@ pub struct Config {
     pub auth: AuthConfig,
     pub http: HttpConfig,
     pub ws: WsConfig,
+    pub graphql: GraphqlConfig,
+    pub limits: RateLimits,
     pub log_format: LogFormat,
+    /// On SIGTERM/SIGINT: how long in-flight requests and closing sockets get before exit.
+    pub shutdown_grace: Duration,
+}
+
+/// What one GraphQL document may ask for. The defaults are far above what the playground
+/// and real clients send (GraphiQL's introspection query: depth 14, complexity
+/// under 300, no aliases).
+#[derive(Debug, Clone)]
+pub struct GraphqlConfig {
+    pub max_depth: usize,
+    /// Each field costs 1; a paginated field costs its page size times its selection.
+    pub max_complexity: usize,
+    pub max_aliases: usize,
+    /// Operations in one batch (a JSON array body).
+    pub max_batch: usize,
+    /// `__schema` and `__type` (`__typename` always works). Off by default in production.
+    pub introspection: bool,
+}
+
+/// Requests per minute, per key, in a burst or spread out; 0 disables a limit.
+#[derive(Debug, Clone)]
+pub struct RateLimits {
+    pub login_per_account: u32,
+    pub login_per_ip: u32,
+    pub register_per_ip: u32,
+    pub refresh_per_ip: u32,
+    pub send_per_user: u32,
+    pub send_per_ip: u32,
+}
+
+impl RateLimits {
+    /// No limits at all (load tests from one address).
+    pub fn unlimited() -> Self {
+        Self {
+            login_per_account: 0,
+            login_per_ip: 0,
+            register_per_ip: 0,
+            refresh_per_ip: 0,
+            send_per_user: 0,
+            send_per_ip: 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -34,6 +78,16 @@ pub struct WsConfig {
     pub init_timeout: Duration,
     /// How often the server pings an idle socket, so that proxies keep it open.
     pub keepalive: Duration,
+    /// Subscriptions one socket may hold at once (0: no limit).
+    pub max_subscriptions: usize,
+    /// Messages a subscriber may fall behind its room before its socket is closed (1013) and
+    /// its client resumes with `after`: what the server buffers per room for slow readers.
+    pub subscriber_buffer: usize,
+    /// Sockets one user may hold at once on this instance (0: no limit).
+    pub max_sockets_per_user: usize,
+    /// A write to a socket that takes longer than this means the client stopped reading:
+    /// the socket is dropped rather than left holding the server's memory.
+    pub send_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -54,9 +108,6 @@ pub struct AuthConfig {
     pub refresh_token_ttl: Duration,
     /// Concurrent Argon2 computations; each takes a core for ~20 ms and 19 MiB.
     pub hash_concurrency: usize,
-    /// Login attempts per minute per account and per client address (0 disables the limit).
-    pub login_per_account_per_minute: u32,
-    pub login_per_ip_per_minute: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -106,8 +157,6 @@ impl Default for Config {
                 access_token_ttl: Duration::from_secs(900),
                 refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
                 hash_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
-                login_per_account_per_minute: 10,
-                login_per_ip_per_minute: 60,
             },
             http: HttpConfig {
                 cors_origins: None,
@@ -117,8 +166,28 @@ impl Default for Config {
             ws: WsConfig {
                 init_timeout: Duration::from_secs(10),
                 keepalive: Duration::from_secs(15),
+                max_subscriptions: 100,
+                subscriber_buffer: 1024,
+                max_sockets_per_user: 20,
+                send_timeout: Duration::from_secs(10),
+            },
+            graphql: GraphqlConfig {
+                max_depth: 20,
+                max_complexity: 5000,
+                max_aliases: 50,
+                max_batch: 16,
+                introspection: true,
+            },
+            limits: RateLimits {
+                login_per_account: 10,
+                login_per_ip: 60,
+                register_per_ip: 20,
+                refresh_per_ip: 120,
+                send_per_user: 120,
+                send_per_ip: 600,
             },
             log_format: LogFormat::Pretty,
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 }
@@ -186,11 +255,19 @@ impl Config {
         if let Some(v) = get("PASSWORD_HASH_CONCURRENCY") {
             auth.hash_concurrency = parse("PASSWORD_HASH_CONCURRENCY", &v)?;
         }
-        if let Some(v) = get("LOGIN_RATE_PER_ACCOUNT") {
-            auth.login_per_account_per_minute = parse("LOGIN_RATE_PER_ACCOUNT", &v)?;
-        }
-        if let Some(v) = get("LOGIN_RATE_PER_IP") {
-            auth.login_per_ip_per_minute = parse("LOGIN_RATE_PER_IP", &v)?;
+
+        let limits = &mut config.limits;
+        for (name, limit) in [
+            ("LOGIN_RATE_PER_ACCOUNT", &mut limits.login_per_account),
+            ("LOGIN_RATE_PER_IP", &mut limits.login_per_ip),
+            ("REGISTER_RATE_PER_IP", &mut limits.register_per_ip),
+            ("REFRESH_RATE_PER_IP", &mut limits.refresh_per_ip),
+            ("SEND_RATE_PER_USER", &mut limits.send_per_user),
+            ("SEND_RATE_PER_IP", &mut limits.send_per_ip),
+        ] {
+            if let Some(v) = get(name) {
+                *limit = parse(name, &v)?;
+            }
         }
 
         if let Some(v) = get("CORS_ALLOWED_ORIGINS") {
@@ -210,6 +287,39 @@ impl Config {
         }
         if let Some(v) = get("WS_KEEPALIVE_SECONDS") {
             config.ws.keepalive = Duration::from_secs(parse("WS_KEEPALIVE_SECONDS", &v)?);
+        }
+        if let Some(v) = get("WS_MAX_SUBSCRIPTIONS") {
+            config.ws.max_subscriptions = parse("WS_MAX_SUBSCRIPTIONS", &v)?;
+        }
+        if let Some(v) = get("WS_SUBSCRIBER_BUFFER") {
+            config.ws.subscriber_buffer = parse("WS_SUBSCRIBER_BUFFER", &v)?;
+        }
+        if let Some(v) = get("WS_MAX_SOCKETS_PER_USER") {
+            config.ws.max_sockets_per_user = parse("WS_MAX_SOCKETS_PER_USER", &v)?;
+        }
+        if let Some(v) = get("WS_SEND_TIMEOUT_SECONDS") {
+            config.ws.send_timeout = Duration::from_secs(parse("WS_SEND_TIMEOUT_SECONDS", &v)?);
+        }
+
+        let graphql = &mut config.graphql;
+        for (name, limit) in [
+            ("GRAPHQL_MAX_DEPTH", &mut graphql.max_depth),
+            ("GRAPHQL_MAX_COMPLEXITY", &mut graphql.max_complexity),
+            ("GRAPHQL_MAX_ALIASES", &mut graphql.max_aliases),
+            ("GRAPHQL_MAX_BATCH", &mut graphql.max_batch),
+        ] {
+            if let Some(v) = get(name) {
+                *limit = parse(name, &v)?;
+            }
+        }
+        // Production hides the schema unless asked: clients there are built from
+        // schema.graphql, and a browsable schema helps attackers more than them.
+        graphql.introspection = match get("GRAPHQL_INTROSPECTION") {
+            Some(v) => parse("GRAPHQL_INTROSPECTION", &v)?,
+            None => config.environment == Environment::Development,
+        };
+        if let Some(v) = get("SHUTDOWN_GRACE_SECONDS") {
+            config.shutdown_grace = Duration::from_secs(parse("SHUTDOWN_GRACE_SECONDS", &v)?);
         }
         if let Some(v) = get("LOG_FORMAT") {
             config.log_format = match v.to_ascii_lowercase().as_str() {
@@ -253,6 +363,19 @@ impl Config {
         }
         if self.ws.keepalive.is_zero() {
             return Err(invalid("WS_KEEPALIVE_SECONDS", "must be positive"));
+        }
+        if self.ws.send_timeout.is_zero() {
+            return Err(invalid("WS_SEND_TIMEOUT_SECONDS", "must be positive"));
+        }
+        for (name, limit) in [
+            ("GRAPHQL_MAX_DEPTH", self.graphql.max_depth),
+            ("GRAPHQL_MAX_COMPLEXITY", self.graphql.max_complexity),
+            ("GRAPHQL_MAX_BATCH", self.graphql.max_batch),
+            ("WS_SUBSCRIBER_BUFFER", self.ws.subscriber_buffer),
+        ] {
+            if limit == 0 {
+                return Err(invalid(name, "must be positive"));
+            }
         }
         if self.database.max_connections == 0 {
             return Err(invalid("DATABASE_MAX_CONNECTIONS", "must be positive"));
@@ -308,6 +431,25 @@ mod tests {
             Duration::from_secs(2_592_000)
         );
         assert!(matches!(config.auth.signing, SigningConfig::Hs256(None)));
+        assert!(config.graphql.introspection);
+    }
+
+    #[test]
+    fn production_hides_the_schema_unless_asked() {
+        let secret = "x".repeat(32);
+        let prod = [("APP_ENV", "production"), ("JWT_SECRET", secret.as_str())];
+        assert!(!from(&prod).unwrap().graphql.introspection);
+        let with = [prod[0], prod[1], ("GRAPHQL_INTROSPECTION", "true")];
+        assert!(from(&with).unwrap().graphql.introspection);
+    }
+
+    #[test]
+    fn rate_limits_and_query_limits_are_read() {
+        let config = from(&[("SEND_RATE_PER_USER", "0"), ("GRAPHQL_MAX_DEPTH", "7")]).unwrap();
+        assert_eq!(config.limits.send_per_user, 0);
+        assert_eq!(config.graphql.max_depth, 7);
+        let err = from(&[("GRAPHQL_MAX_DEPTH", "0")]).unwrap_err();
+        assert!(err.to_string().starts_with("GRAPHQL_MAX_DEPTH"), "{err}");
     }
 
     #[test]

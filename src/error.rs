@@ -59,6 +59,11 @@ pub enum AppError {
     NotFound(&'static str),
     #[error("too many requests, retry in {retry_after} s")]
     RateLimited { retry_after: u64 },
+    /// A subscriber fell further behind its room than the server buffers for it. The
+    /// WebSocket layer closes the socket (1013) instead of sending this, and the client
+    /// resumes with `after`; there is no GraphQL code for it.
+    #[error("subscriber fell behind")]
+    FellBehind,
     #[error("internal server error")]
     Internal(Arc<anyhow::Error>),
 }
@@ -84,7 +89,7 @@ impl AppError {
             Self::Conflict { .. } => ErrorCode::Conflict,
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
-            Self::Internal(_) => ErrorCode::InternalServerError,
+            Self::Internal(_) | Self::FellBehind => ErrorCode::InternalServerError,
         }
     }
 }

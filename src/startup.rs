@@ -45,7 +45,9 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` resolves, then lets in-flight requests finish.
+    /// Serves until `shutdown` resolves. Then it stops accepting, closes every socket with
+    /// 1001 (clients reconnect to another instance), lets in-flight requests finish, and
+    /// returns once all of that is done or the grace period is over, whichever comes first.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -59,14 +61,40 @@ impl Application {
                 tracing::debug!(error = %err, "could not set TCP_NODELAY");
             }
         });
-        axum::serve(
+        let state = self.state;
+        let stopping = state.shutdown.clone();
+        let served = axum::serve(
             listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serve")
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Sockets (and background tasks) see this at once and say goodbye.
+            stopping.cancel();
+        });
+        // `served` ends after the signal, once in-flight requests have been answered.
+        let drained = async {
+            served.await.context("serve")?;
+            state.tasks.close();
+            state.tasks.wait().await;
+            anyhow::Ok(())
+        };
+        let grace_over = async {
+            state.shutdown.cancelled().await;
+            tokio::time::sleep(state.config.shutdown_grace).await;
+        };
+        tokio::select! {
+            result = drained => result,
+            () = grace_over => {
+                tracing::warn!(
+                    grace = ?state.config.shutdown_grace,
+                    sockets = state.tasks.len(),
+                    "grace period over; exiting with work in flight"
+                );
+                Ok(())
+            }
+        }
     }
 }
 

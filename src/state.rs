@@ -2,7 +2,7 @@
 use std::{sync::Arc, time::Duration};
 
 use sea_orm::{DatabaseConnection, DbBackend};
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     broker::{Broker, Hub, MemoryBroker, PgBroker},
@@ -28,13 +28,15 @@ pub struct AppState {
     pub users: Arc<UserCache>,
     /// Cancelled when the server shuts down: background tasks and sockets end.
     pub shutdown: CancellationToken,
+    /// The tasks shutdown waits for once it has cancelled them: one per WebSocket.
+    pub tasks: TaskTracker,
 }
 
 impl AppState {
     pub async fn new(config: Config, db: DatabaseConnection) -> anyhow::Result<Self> {
         let shutdown = CancellationToken::new();
         let revocations = Arc::new(Revocations::new(revocation_horizon(&config.auth)));
-        let hub = Hub::new(revocations.clone());
+        let hub = Hub::new(revocations.clone(), config.ws.subscriber_buffer);
         let users = Arc::new(UserCache::new(db.clone(), USER_CACHE_TTL));
         let postgres = db.get_database_backend() == DbBackend::Postgres;
         // Postgres needs the listener, and the listener re-reads revocations through `Auth`,
@@ -44,8 +46,16 @@ impl AppState {
         } else {
             Arc::new(MemoryBroker::new(hub.clone()))
         };
-        let auth =
-            Arc::new(Auth::new(db.clone(), &config.auth, revocations, broker.clone()).await?);
+        let auth = Arc::new(
+            Auth::new(
+                db.clone(),
+                &config.auth,
+                &config.limits,
+                revocations,
+                broker.clone(),
+            )
+            .await?,
+        );
         if postgres {
             PgBroker::listen(
                 config.database.url.clone(),
@@ -56,7 +66,13 @@ impl AppState {
                 shutdown.clone(),
             );
         }
-        let chat = Arc::new(Chat::new(db.clone(), broker, hub.clone(), users.clone()));
+        let chat = Arc::new(Chat::new(
+            db.clone(),
+            broker,
+            hub.clone(),
+            users.clone(),
+            &config.limits,
+        ));
         crate::os::spawn_trimmer(shutdown.clone());
         Ok(Self {
             config: Arc::new(config),
@@ -66,6 +82,7 @@ impl AppState {
             hub,
             users,
             shutdown,
+            tasks: TaskTracker::new(),
         })
     }
 }

@@ -22,9 +22,10 @@ async fn start_server() -> Server {
         dir.path().join("bench.db").display()
     )
     .into();
-    // A login storm from one address would otherwise be, correctly, rate limited.
-    config.auth.login_per_account_per_minute = 0;
-    config.auth.login_per_ip_per_minute = 0;
+    // Load from one address (a login storm, one sender) would otherwise be, correctly, rate
+    // limited; so would the sockets that share a user.
+    config.limits = chat_server::config::RateLimits::unlimited();
+    config.ws.max_sockets_per_user = 0;
     let app = Application::build(config).await.expect("server starts");
     let url = format!("http://{}", app.local_addr());
     tokio::spawn(app.run(std::future::pending()));

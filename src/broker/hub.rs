@@ -12,10 +12,7 @@ use uuid::Uuid;
 use super::{ChatMessage, Event};
 use crate::service::auth::Revocations;
 
-/// Events a room's channel holds for subscribers that are busy. One that falls further behind
-/// misses events and reads them from the database instead, so this bounds memory, not
-/// correctness.
-const ROOM_BUFFER: usize = 1024;
+/// Revocations held for sockets that are busy; one that misses some checks the revocation set.
 const SESSION_BUFFER: usize = 1024;
 
 #[derive(Debug, Clone)]
@@ -26,15 +23,19 @@ pub enum RoomEvent {
 
 pub struct Hub {
     rooms: Mutex<HashMap<Uuid, broadcast::Sender<RoomEvent>>>,
+    /// Events a room's channel holds for subscribers that are busy (`WS_SUBSCRIBER_BUFFER`):
+    /// the bound on a room's memory, and on how far behind a subscriber may fall.
+    room_buffer: usize,
     revoked: broadcast::Sender<Uuid>,
     resync: watch::Sender<u64>,
     revocations: Arc<Revocations>,
 }
 
 impl Hub {
-    pub fn new(revocations: Arc<Revocations>) -> Arc<Self> {
+    pub fn new(revocations: Arc<Revocations>, room_buffer: usize) -> Arc<Self> {
         Arc::new(Self {
             rooms: Mutex::new(HashMap::new()),
+            room_buffer,
             revoked: broadcast::channel(SESSION_BUFFER).0,
             resync: watch::channel(0).0,
             revocations,
@@ -47,7 +48,7 @@ impl Hub {
         let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
         let receiver = rooms
             .entry(room_id)
-            .or_insert_with(|| broadcast::channel(ROOM_BUFFER).0)
+            .or_insert_with(|| broadcast::channel(self.room_buffer).0)
             .subscribe();
         RoomSubscription {
             receiver,

@@ -1,10 +1,8 @@
 //! `register`, `login`, `refresh`, `logout`, `logoutAll`.
-use std::net::{IpAddr, Ipv4Addr};
-
 use async_graphql::{Context, InputObject, Object};
 
 use super::{
-    guard::{Caller, SignedIn, viewer},
+    guard::{SignedIn, client_ip, viewer},
     state, to_int,
     user::User,
 };
@@ -71,7 +69,11 @@ impl AuthMutation {
             username: Username::parse("username", &input.username)?,
             password: Password::parse("password", &input.password)?,
         };
-        Ok(AuthPayload(state(ctx)?.auth.register(registration).await?))
+        let issued = state(ctx)?
+            .auth
+            .register(registration, client_ip(ctx))
+            .await?;
+        Ok(AuthPayload(issued))
     }
 
     /// Signs in with an email address or username, opening a new session.
@@ -86,7 +88,11 @@ impl AuthMutation {
 
     /// Exchanges a refresh token for new tokens. Presenting a token twice ends its session.
     async fn refresh(&self, ctx: &Context<'_>, refresh_token: String) -> AppResult<AuthPayload> {
-        Ok(AuthPayload(state(ctx)?.auth.refresh(&refresh_token).await?))
+        let issued = state(ctx)?
+            .auth
+            .refresh(&refresh_token, client_ip(ctx))
+            .await?;
+        Ok(AuthPayload(issued))
     }
 
     /// Ends the session of this refresh token. False if it had already ended.
@@ -100,9 +106,4 @@ impl AuthMutation {
         let viewer = viewer(ctx)?;
         Ok(to_int(state(ctx)?.auth.logout_all(viewer).await?))
     }
-}
-
-fn client_ip(ctx: &Context<'_>) -> IpAddr {
-    ctx.data_opt::<Caller>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.ip)
 }

@@ -30,7 +30,6 @@ impl ExtensionFactory for ErrorCodes {
 /// One per request: remembers what a later hook needs from an earlier one.
 #[derive(Default)]
 struct ErrorCodesExtension {
-    operation_name: Mutex<Option<String>>,
     variable_errors: Mutex<Vec<ServerError>>,
 }
 
@@ -56,13 +55,31 @@ impl Extension for ErrorCodesExtension {
             .boxed()
     }
 
+    /// The spec validates the document first and coerces the variables after. async-graphql
+    /// validates with the variables' values, and re-reports a bad one wherever it is used
+    /// (as an argument, in a page's complexity) as a validation error. So variables that do
+    /// not coerce are set aside here: validation judges the document alone, and if it passes
+    /// the variables' own errors are reported, as `BAD_USER_INPUT`.
     async fn prepare_request(
         &self,
         ctx: &ExtensionContext<'_>,
-        request: async_graphql::Request,
+        mut request: async_graphql::Request,
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<async_graphql::Request> {
-        *lock(&self.operation_name) = request.operation_name.clone();
+        let variables = std::mem::take(&mut request.variables);
+        let operation_name = request.operation_name.clone();
+        let errors = match request.parsed_query() {
+            Ok(doc) => variables::selected_operation(doc, operation_name.as_deref())
+                .map(|op| variables::coercion_errors(&ctx.schema_env.registry, op, &variables))
+                .unwrap_or_default(),
+            // Reported by parsing, next.
+            Err(_) => Vec::new(),
+        };
+        if errors.is_empty() {
+            request.variables = variables;
+        } else {
+            *lock(&self.variable_errors) = errors;
+        }
         next.run(ctx, request).await
     }
 
@@ -73,16 +90,15 @@ impl Extension for ErrorCodesExtension {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        let doc = next
-            .run(ctx, query, variables)
-            .await
-            .map_err(|e| with_code(e, ErrorCode::GraphqlParseFailed))?;
-        let operation_name = lock(&self.operation_name).clone();
-        if let Some(op) = variables::selected_operation(&doc, operation_name.as_deref()) {
-            *lock(&self.variable_errors) =
-                variables::coercion_errors(&ctx.schema_env.registry, op, variables);
-        }
-        Ok(doc)
+        // Inner extensions (document limits) may refuse a document that parsed, with a code of
+        // their own; whatever else fails here failed to parse.
+        next.run(ctx, query, variables).await.map_err(|e| {
+            if code_of(&e).is_some() {
+                e
+            } else {
+                with_code(e, ErrorCode::GraphqlParseFailed)
+            }
+        })
     }
 
     async fn validation(
@@ -92,26 +108,12 @@ impl Extension for ErrorCodesExtension {
     ) -> Result<ValidationResult, Vec<ServerError>> {
         let result = next.run(ctx).await;
         let variable_errors = std::mem::take(&mut *lock(&self.variable_errors));
-        let as_input_errors = || {
-            variable_errors
-                .iter()
-                .cloned()
-                .map(|e| with_code(e, ErrorCode::BadUserInput))
-                .collect()
-        };
         match result {
-            Ok(_) if !variable_errors.is_empty() => Err(as_input_errors()),
+            Ok(_) if !variable_errors.is_empty() => Err(variable_errors
+                .into_iter()
+                .map(|e| with_code(e, ErrorCode::BadUserInput))
+                .collect()),
             Ok(ok) => Ok(ok),
-            // async-graphql re-reports bad variable values at the arguments they feed; when
-            // the variables themselves fail, those are the errors to report.
-            Err(errors)
-                if !variable_errors.is_empty()
-                    && errors
-                        .iter()
-                        .all(|e| e.message.starts_with("Invalid value for argument")) =>
-            {
-                Err(as_input_errors())
-            }
             Err(errors) => Err(errors
                 .into_iter()
                 .map(|e| with_code(e, ErrorCode::GraphqlValidationFailed))
@@ -124,7 +126,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn with_code(mut err: ServerError, code: ErrorCode) -> ServerError {
+pub(super) fn with_code(mut err: ServerError, code: ErrorCode) -> ServerError {
     err.extensions
         .get_or_insert_with(Default::default)
         .set("code", code.as_str());

@@ -1,7 +1,7 @@
 //! Who is calling, and the guards that check it. The transport (HTTP header or WebSocket
 //! `connection_init`) turns credentials into a `Caller` in the request data; resolvers and
 //! guards only read it. Protecting a field is one attribute: `#[graphql(guard = "SignedIn")]`.
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use async_graphql::{Context, Guard};
 
@@ -30,6 +30,12 @@ pub fn viewer<'a>(ctx: &Context<'a>) -> AppResult<&'a Viewer> {
 /// The viewer if signed in, for fields that answer differently to strangers.
 pub fn viewer_opt<'a>(ctx: &Context<'a>) -> Option<&'a Viewer> {
     ctx.data_opt::<Caller>().and_then(|c| c.auth.as_ref().ok())
+}
+
+/// The caller's address, for rate limits. Every transport sets it; unknown is 0.0.0.0.
+pub fn client_ip(ctx: &Context<'_>) -> IpAddr {
+    ctx.data_opt::<Caller>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.ip)
 }
 
 pub struct SignedIn;

@@ -6,8 +6,10 @@ use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt};
 
 use super::{
-    guard::{SignedIn, viewer},
-    pagination::{Connection, InvalidCursor, Page, connection, decode_cursor, encode_cursor},
+    guard::{SignedIn, client_ip, viewer},
+    pagination::{
+        Connection, InvalidCursor, Page, connection, decode_cursor, encode_cursor, page_cost,
+    },
     parse_id, state, to_int,
     user::User,
 };
@@ -119,7 +121,10 @@ pub struct MessageQuery;
 #[Object]
 impl MessageQuery {
     /// A room's history (see `Room.messages`).
-    #[graphql(guard = "SignedIn")]
+    #[graphql(
+        guard = "SignedIn",
+        complexity = "page_cost(first, last) * child_complexity"
+    )]
     async fn messages(
         &self,
         ctx: &Context<'_>,
@@ -156,7 +161,10 @@ impl MessageMutation {
                 .map(|id| ClientMsgId::parse("clientMsgId", id))
                 .transpose()?,
         };
-        let sent = state(ctx)?.chat.send_message(viewer(ctx)?, new).await?;
+        let sent = state(ctx)?
+            .chat
+            .send_message(viewer(ctx)?, client_ip(ctx), new)
+            .await?;
         Ok(Message(Arc::new(sent)))
     }
 }

@@ -3,6 +3,7 @@ mod auth;
 pub mod document;
 pub mod errors;
 pub mod guard;
+mod limits;
 mod message;
 pub mod pagination;
 mod room;

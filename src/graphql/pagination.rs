@@ -12,6 +12,15 @@ pub use crate::service::Direction;
 pub const DEFAULT_PAGE_SIZE: u64 = 50;
 pub const MAX_PAGE_SIZE: u64 = 100;
 
+/// What a page costs in a document's complexity: its selection, once per item it can hold
+/// (`rooms(first: 100) { messages(first: 100) { ... } }` costs ten thousand selections).
+pub fn page_cost(first: Option<i32>, last: Option<i32>) -> usize {
+    let size = first
+        .or(last)
+        .map_or(DEFAULT_PAGE_SIZE, |n| (n.max(1) as u64).min(MAX_PAGE_SIZE));
+    size as usize
+}
+
 /// A Relay connection: `edges { cursor node }` and `pageInfo`.
 pub type Connection<C, N> = relay::Connection<
     C,

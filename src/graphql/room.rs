@@ -6,7 +6,9 @@ use uuid::Uuid;
 use super::{
     guard::{SignedIn, viewer},
     message::{MessageConnection, message_page},
-    pagination::{Connection, InvalidCursor, Page, connection, decode_cursor, encode_cursor},
+    pagination::{
+        Connection, InvalidCursor, Page, connection, decode_cursor, encode_cursor, page_cost,
+    },
     parse_id, state,
 };
 use crate::{
@@ -38,6 +40,7 @@ impl Room {
 
     /// The room's messages, oldest first within a page: `first`/`after` reads forward,
     /// `last`/`before` reads back from the newest.
+    #[graphql(complexity = "page_cost(first, last) * child_complexity")]
     async fn messages(
         &self,
         ctx: &Context<'_>,
@@ -89,7 +92,10 @@ pub struct RoomQuery;
 #[Object]
 impl RoomQuery {
     /// Rooms the viewer is a member of, oldest first.
-    #[graphql(guard = "SignedIn")]
+    #[graphql(
+        guard = "SignedIn",
+        complexity = "page_cost(first, None) * child_complexity"
+    )]
     async fn rooms(
         &self,
         ctx: &Context<'_>,
@@ -106,7 +112,10 @@ impl RoomQuery {
     }
 
     /// Every public room, oldest first: the directory to find rooms to join.
-    #[graphql(guard = "SignedIn")]
+    #[graphql(
+        guard = "SignedIn",
+        complexity = "page_cost(first, None) * child_complexity"
+    )]
     async fn public_rooms(
         &self,
         ctx: &Context<'_>,

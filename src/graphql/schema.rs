@@ -4,6 +4,7 @@ use async_graphql::{MergedObject, MergedSubscription, Schema, SchemaBuilder};
 use super::{
     auth::AuthMutation,
     errors::ErrorCodes,
+    limits::DocumentLimits,
     message::{MessageMutation, MessageQuery, MessageSubscription},
     room::{RoomMutation, RoomQuery},
     user::UserQuery,
@@ -30,9 +31,18 @@ fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
     .extension(ErrorCodes)
 }
 
-/// The serving schema, with the state its resolvers use.
+/// The serving schema, with the state its resolvers use and the configured limits.
 pub fn build(state: AppState) -> AppSchema {
-    builder().data(state).finish()
+    let config = state.config.graphql.clone();
+    let mut builder = builder()
+        // After `ErrorCodes`, so that its hooks wrap these.
+        .extension(DocumentLimits::new(&config))
+        .limit_depth(config.max_depth)
+        .limit_complexity(config.max_complexity);
+    if !config.introspection {
+        builder = builder.disable_introspection();
+    }
+    builder.data(state).finish()
 }
 
 /// The schema in SDL: what `chat-server print-schema` prints and `schema.graphql` holds.

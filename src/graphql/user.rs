@@ -7,7 +7,9 @@ use uuid::Uuid;
 
 use super::{
     guard::{HasRole, SignedIn, viewer, viewer_opt},
-    pagination::{Connection, InvalidCursor, Page, connection, decode_cursor, encode_cursor},
+    pagination::{
+        Connection, InvalidCursor, Page, connection, decode_cursor, encode_cursor, page_cost,
+    },
     state,
 };
 use crate::{
@@ -105,7 +107,10 @@ impl UserQuery {
     }
 
     /// Every user, in sign-up order. ADMIN only.
-    #[graphql(guard = "HasRole(StoredRole::Admin)")]
+    #[graphql(
+        guard = "HasRole(StoredRole::Admin)",
+        complexity = "page_cost(first, None) * child_complexity"
+    )]
     async fn users(
         &self,
         ctx: &Context<'_>,

@@ -26,9 +26,6 @@ use crate::{
     graphql::{guard::Caller, variables::selected_operation},
 };
 
-/// Most operations one batch (a JSON array body) may hold.
-pub const MAX_BATCH: usize = 16;
-
 pub async fn post(
     State(http): State<HttpState>,
     caller: Caller,
@@ -60,11 +57,12 @@ pub async fn post(
             Ok(requests) => requests,
             Err(err) => return invalid_body(media, err),
         };
-        if requests.is_empty() || requests.len() > MAX_BATCH {
+        let max = http.state.config.graphql.max_batch;
+        if requests.is_empty() || requests.len() > max {
             return request_failure(
                 media,
                 StatusCode::BAD_REQUEST,
-                &format!("a batch must hold 1 to {MAX_BATCH} operations"),
+                &format!("a batch must hold 1 to {max} operations"),
             );
         }
         let responses = futures_util::future::join_all(requests.into_iter().map(|params| {

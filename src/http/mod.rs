@@ -39,6 +39,7 @@ pub struct HttpContext {
     pub state: AppState,
     pub schema: AppSchema,
     pub documents: DocumentCache,
+    pub sockets: Arc<ws::Sockets>,
 }
 
 impl std::ops::Deref for HttpState {
@@ -53,6 +54,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn router(state: AppState, schema: AppSchema) -> Router {
     let config = state.config.http.clone();
+    let sockets = ws::Sockets::new(state.config.ws.max_sockets_per_user);
     let routes = Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/healthz", get(health::healthz))
@@ -63,6 +65,7 @@ pub fn router(state: AppState, schema: AppSchema) -> Router {
             state,
             schema,
             documents: DocumentCache::default(),
+            sockets,
         })));
 
     let origins = match &config.cors_origins {

@@ -113,8 +113,8 @@ db_tests! {
 
     async fn login_is_rate_limited_per_account(db) {
         let app = spawn_app_with(&db, |c| {
-            c.auth.login_per_account_per_minute = 3;
-            c.auth.login_per_ip_per_minute = 100;
+            c.limits.login_per_account = 3;
+            c.limits.login_per_ip = 100;
         })
         .await;
         let frank = app.register("frank").await;
@@ -134,8 +134,8 @@ db_tests! {
 
     async fn login_is_rate_limited_per_address(db) {
         let app = spawn_app_with(&db, |c| {
-            c.auth.login_per_account_per_minute = 100;
-            c.auth.login_per_ip_per_minute = 3;
+            c.limits.login_per_account = 100;
+            c.limits.login_per_ip = 3;
         })
         .await;
         for name in ["heidi", "ivan", "judy"] {

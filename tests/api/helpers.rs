@@ -7,7 +7,7 @@ use std::{
 };
 
 use chat_server::{
-    config::{Config, SigningConfig},
+    config::{Config, RateLimits, SigningConfig},
     startup::Application,
 };
 use sea_orm::{ConnectionTrait, Database};
@@ -175,6 +175,9 @@ pub fn test_config(db: &TestDb) -> Config {
     config.database.url = SecretString::from(db.url.clone());
     config.database.max_connections = 5;
     config.auth.signing = SigningConfig::Hs256(Some(SecretString::from(SECRET)));
+    // The suite registers and sends a lot from one address; each rate-limit test turns on
+    // the limit it tests.
+    config.limits = RateLimits::unlimited();
     config
 }
 
@@ -532,6 +535,29 @@ impl TestApp {
         self.ws_with(Some(TRANSPORT_WS)).await
     }
 
+    /// A `graphql-transport-ws` socket, acknowledged for `token`, whose client side reads
+    /// into a tiny receive buffer: a client that stops reading backs up into the server fast.
+    pub async fn ws_slow(&self, token: &str) -> Ws {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let addr: SocketAddr = self.url.trim_start_matches("http://").parse().unwrap();
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let stream = socket.connect(addr).await.unwrap();
+        let mut request = self.ws_url().into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("sec-websocket-protocol", TRANSPORT_WS.parse().unwrap());
+        let (stream, _) = tokio_tungstenite::client_async(
+            request,
+            tokio_tungstenite::MaybeTlsStream::Plain(stream),
+        )
+        .await
+        .expect("WebSocket handshake");
+        let mut ws = Ws { stream };
+        ws.init(json!({ "token": token })).await;
+        ws
+    }
+
     /// A `graphql-transport-ws` socket, acknowledged for `token`.
     pub async fn ws_ready(&self, token: &str) -> Ws {
         let mut ws = self.ws().await;
@@ -600,6 +626,40 @@ impl Ws {
                     }
                 }
                 Some(_) => continue,
+            }
+        }
+    }
+
+    /// Reads every frame left until the socket ends: its close frame, or `None` if it ended
+    /// without one. Also returns the `next` payloads read on the way.
+    pub async fn end(&mut self) -> (Vec<Value>, Option<Closed>) {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        let mut payloads = Vec::new();
+        // One deadline for the whole: keep-alive pings must not keep a socket that never
+        // ends "alive" forever.
+        let deadline = tokio::time::Instant::now() + WS_WAIT;
+        loop {
+            let frame = match tokio::time::timeout_at(deadline, self.stream.next()).await {
+                Ok(Some(Ok(frame))) => frame,
+                Ok(None | Some(Err(_))) => return (payloads, None),
+                Err(_) => panic!("the socket did not end within {WS_WAIT:?}"),
+            };
+            match frame {
+                Message::Close(frame) => {
+                    let closed = frame.map(|f| Closed {
+                        code: f.code.into(),
+                        reason: f.reason.to_string(),
+                    });
+                    return (payloads, closed);
+                }
+                Message::Text(text) => {
+                    let message: Value = serde_json::from_str(&text).unwrap();
+                    if message["type"] == "next" {
+                        payloads.push(message["payload"].clone());
+                    }
+                }
+                _ => {}
             }
         }
     }

@@ -19,6 +19,15 @@ pub enum Close {
     TooManyInits,
     /// The server is shutting down: reconnect elsewhere.
     GoingAway,
+    /// A message over the size limit.
+    TooBig,
+    /// A subscription fell further behind its room than the server buffers: reconnect and
+    /// resume with `after`.
+    FellBehind,
+    /// The user already holds as many sockets as allowed.
+    TooManySockets,
+    /// The client stopped reading: writes do not complete. No close frame can get through.
+    Stalled,
     /// The client said goodbye (legacy `connection_terminate`).
     Terminated,
 }
@@ -33,6 +42,10 @@ impl Close {
             Self::DuplicateId(_) => 4409,
             Self::TooManyInits => 4429,
             Self::GoingAway => 1001,
+            Self::TooBig => 1009,
+            // 1013 "try again later": graphql-ws clients reconnect after it, as they should.
+            Self::FellBehind | Self::TooManySockets => 1013,
+            Self::Stalled => 1006,
             Self::Terminated => 1000,
         }
     }
@@ -53,14 +66,21 @@ impl Close {
             }
             Self::TooManyInits => "Too many initialisation requests".into(),
             Self::GoingAway => "server shutting down".into(),
+            Self::TooBig => "message too big".into(),
+            Self::FellBehind => "subscriber fell behind; resume with after".into(),
+            Self::TooManySockets => "too many sockets for this user".into(),
+            Self::Stalled => String::new(),
             Self::Terminated => String::new(),
         }
     }
 
-    pub fn frame(&self) -> Message {
-        Message::Close(Some(CloseFrame {
-            code: self.code(),
-            reason: self.reason().into(),
-        }))
+    /// The close frame to send, if one can still get through.
+    pub fn frame(&self) -> Option<Message> {
+        (!matches!(self, Self::Stalled)).then(|| {
+            Message::Close(Some(CloseFrame {
+                code: self.code(),
+                reason: self.reason().into(),
+            }))
+        })
     }
 }

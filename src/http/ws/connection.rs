@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use async_graphql::Response;
+use async_graphql::{ErrorExtensions, Response, ServerError};
 use axum::extract::ws::{Message, WebSocket};
 use futures_util::{StreamExt, stream::BoxStream};
 use tokio::time::sleep_until;
@@ -21,8 +21,10 @@ use tokio_stream::{
 use super::{
     close::Close,
     protocol::{ClientMessage, Protocol, ServerMessage, decode, encode, token_in},
+    sockets::Claim,
 };
 use crate::{
+    error::AppError,
     graphql::guard::Caller,
     http::{HttpState, wire::is_request_error},
     service::auth::{AuthError, TokenError, Viewer},
@@ -38,6 +40,8 @@ pub struct Connection {
     ip: IpAddr,
     /// Set by `connection_init`; `None` until then.
     viewer: Option<Viewer>,
+    /// This socket's place among its user's sockets, taken at `connection_init`.
+    claim: Option<Claim>,
     /// Before `connection_ack`, when the init timeout closes the socket; after, when the
     /// viewer's token expires (moved by a re-auth ping).
     deadline: Instant,
@@ -55,6 +59,7 @@ impl Connection {
             http,
             ip,
             viewer: None,
+            claim: None,
             deadline: Instant::now(),
             subscriptions: StreamMap::new(),
         }
@@ -98,6 +103,7 @@ impl Connection {
                     // Pings are answered by the WebSocket layer itself.
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
                     Some(Ok(Message::Close(_))) | None => break Ok(()),
+                    Some(Err(err)) if is_too_big(&err) => Err(Close::TooBig),
                     Some(Err(err)) => {
                         tracing::debug!(error = %err, "WebSocket read failed");
                         break Ok(());
@@ -118,6 +124,7 @@ impl Connection {
         };
         if let Err(close) = outcome {
             tracing::debug!(code = close.code(), reason = %close.reason(), "closing WebSocket");
+            metrics::counter!("ws_closes_total", "code" => close.code().to_string()).increment(1);
             if let (Close::Auth(err), Protocol::Legacy) = (&close, self.protocol)
                 && self.viewer.is_none()
             {
@@ -127,7 +134,9 @@ impl Connection {
                     })
                     .await;
             }
-            let _ = self.socket.send(close.frame()).await;
+            if let Some(frame) = close.frame() {
+                let _ = tokio::time::timeout(config.send_timeout, self.socket.send(frame)).await;
+            }
         }
         metrics::gauge!("ws_subscriptions").decrement(self.subscriptions.len() as f64);
         metrics::gauge!("ws_connections").decrement(1.0);
@@ -144,6 +153,19 @@ impl Connection {
                 };
                 if self.subscriptions.contains_key(&id) {
                     return Err(Close::DuplicateId(id));
+                }
+                let max = self.http.state.config.ws.max_subscriptions;
+                if max > 0 && self.subscriptions.len() >= max {
+                    // The socket and its other subscriptions are fine; this one is refused.
+                    let refused = AppError::Forbidden("too many subscriptions on this socket");
+                    let mut error = ServerError::new(refused.to_string(), None);
+                    error.extensions = refused.extend().extensions;
+                    return self
+                        .send(ServerMessage::Error {
+                            id: &id,
+                            errors: &[error],
+                        })
+                        .await;
                 }
                 let request = params.into_request(
                     Caller {
@@ -178,6 +200,12 @@ impl Connection {
             return Err(Close::TooManyInits);
         }
         let viewer = self.authenticate(payload.as_ref())?;
+        self.claim = Some(
+            self.http
+                .sockets
+                .claim(viewer.user_id)
+                .ok_or(Close::TooManySockets)?,
+        );
         self.deadline = expiry(&viewer);
         self.viewer = Some(viewer);
         self.send(ServerMessage::ConnectionAck).await?;
@@ -217,6 +245,7 @@ impl Connection {
 
     async fn on_result(&mut self, id: String, result: Option<Response>) -> Step {
         match result {
+            Some(response) if fell_behind(&response) => Err(Close::FellBehind),
             // Refused before it ran (validation, variables): `error`, and no `complete`.
             Some(response) if is_request_error(&response) => {
                 self.subscriptions.remove(&id);
@@ -278,12 +307,41 @@ impl Connection {
         let Some(text) = encode(self.protocol, message) else {
             return Ok(());
         };
-        // A peer that is gone will be noticed by the next read; nothing to close.
-        if let Err(err) = self.socket.send(Message::Text(text.into())).await {
-            tracing::debug!(error = %err, "WebSocket write failed");
+        let timeout = self.http.state.config.ws.send_timeout;
+        match tokio::time::timeout(timeout, self.socket.send(Message::Text(text.into()))).await {
+            Ok(Ok(())) => Ok(()),
+            // A peer that is gone will be noticed by the next read; nothing to close.
+            Ok(Err(err)) => {
+                tracing::debug!(error = %err, "WebSocket write failed");
+                Ok(())
+            }
+            // The client stopped reading and the socket's buffers are full: waiting longer
+            // would only hold this socket's memory (and its subscriptions) hostage.
+            Err(_) => Err(Close::Stalled),
         }
-        Ok(())
     }
+}
+
+/// Whether a subscription's feed ended because it fell behind its room.
+fn fell_behind(response: &Response) -> bool {
+    response.errors.iter().any(|error| {
+        error
+            .source
+            .as_ref()
+            .and_then(|source| source.downcast_ref::<AppError>())
+            .is_some_and(|error| matches!(error, AppError::FellBehind))
+    })
+}
+
+/// Whether a read failed on a message over the size limit. The error is tungstenite's, under
+/// axum's; the version must be axum's (a test fails if it is not: the close code is 1009).
+fn is_too_big(err: &axum::Error) -> bool {
+    use std::error::Error;
+    matches!(
+        err.source()
+            .and_then(|source| source.downcast_ref::<tungstenite::Error>()),
+        Some(tungstenite::Error::Capacity(_))
+    )
 }
 
 /// When a token with this `exp` (seconds since the epoch) runs out, as an `Instant`.

@@ -5,6 +5,9 @@
 mod close;
 mod connection;
 mod protocol;
+mod sockets;
+
+pub use sockets::Sockets;
 
 use std::net::IpAddr;
 
@@ -29,6 +32,8 @@ pub fn upgrade(upgrade: WebSocketUpgrade, http: HttpState, ip: IpAddr) -> Respon
         .max_frame_size(max_message)
         .on_upgrade(move |socket| {
             let protocol = Protocol::from_name(socket.protocol().and_then(|p| p.to_str().ok()));
-            connection::Connection::new(socket, protocol, http, ip).run()
+            // Tracked, so that shutdown waits for every socket to say goodbye (1001).
+            let tasks = http.state.tasks.clone();
+            tasks.track_future(connection::Connection::new(socket, protocol, http, ip).run())
         })
 }

@@ -27,7 +27,7 @@ pub use token::{LEEWAY_SECONDS, TokenError, TokenKeys};
 
 use crate::{
     broker::{Broker, Event},
-    config::{AuthConfig, SigningConfig},
+    config::{AuthConfig, RateLimits, SigningConfig},
     domain::{Email, Password, Username, reject_nul},
     entity::{now, refresh_token, session, user, user::Role},
     error::{AppError, AppResult, on_unique_violation},
@@ -99,6 +99,8 @@ pub struct Auth {
     refresh_ttl: Duration,
     login_per_account: RateLimit<String>,
     login_per_ip: RateLimit<IpAddr>,
+    register_per_ip: RateLimit<IpAddr>,
+    refresh_per_ip: RateLimit<IpAddr>,
 }
 
 /// How long a revoked session can still have unexpired access tokens: the revocation set must
@@ -111,6 +113,7 @@ impl Auth {
     pub async fn new(
         db: DatabaseConnection,
         config: &AuthConfig,
+        limits: &RateLimits,
         revocations: Arc<Revocations>,
         broker: Arc<dyn Broker>,
     ) -> anyhow::Result<Self> {
@@ -131,11 +134,10 @@ impl Auth {
             tokens,
             revocations,
             refresh_ttl: config.refresh_token_ttl,
-            login_per_account: RateLimit::per_minute(
-                "login_account",
-                config.login_per_account_per_minute,
-            ),
-            login_per_ip: RateLimit::per_minute("login_ip", config.login_per_ip_per_minute),
+            login_per_account: RateLimit::per_minute("login_account", limits.login_per_account),
+            login_per_ip: RateLimit::per_minute("login_ip", limits.login_per_ip),
+            register_per_ip: RateLimit::per_minute("register_ip", limits.register_per_ip),
+            refresh_per_ip: RateLimit::per_minute("refresh_ip", limits.refresh_per_ip),
             db,
         };
         auth.load_recent_revocations().await?;
@@ -156,7 +158,9 @@ impl Auth {
         })
     }
 
-    pub async fn register(&self, input: Registration) -> AppResult<Issued> {
+    pub async fn register(&self, input: Registration, client: IpAddr) -> AppResult<Issued> {
+        // Before the hash: each registration costs the server an Argon2 computation.
+        self.register_per_ip.check(&client)?;
         let password_hash = self.hasher.hash(&input.password).await?;
         let txn = self.db.begin().await?;
         let user = user::ActiveModel {
@@ -231,7 +235,8 @@ impl Auth {
     }
 
     /// Exchanges a refresh token for a new access token and the next refresh token.
-    pub async fn refresh(&self, refresh_token: &str) -> AppResult<Issued> {
+    pub async fn refresh(&self, refresh_token: &str, client: IpAddr) -> AppResult<Issued> {
+        self.refresh_per_ip.check(&client)?;
         let hash = hash_refresh_token(refresh_token);
         let found = refresh_token::Entity::find_by_id(hash.clone())
             .find_also_related(session::Entity)

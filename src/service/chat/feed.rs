@@ -1,13 +1,17 @@
 //! One subscriber's live view of a room: every message from `next_seq` on, exactly once, in
 //! seq order.
 //!
-//! The live channel is fast but not complete: it drops events for a subscriber that falls
-//! behind, the Postgres listener can lose its connection, and with the in-memory broker two
-//! concurrent sends may be announced out of order. The database is complete. So the feed
-//! tracks the next seq it owes, delivers a live message only when it is that one, skips what
-//! it already delivered, and reads any gap from the database, a batch at a time. Subscribing
-//! to the channel before the first read is what makes the hand-over from replay to live
-//! lossless.
+//! The live channel is fast but not complete: the Postgres listener can lose its connection,
+//! and with the in-memory broker two concurrent sends may be announced out of order. The
+//! database is complete. So the feed tracks the next seq it owes, delivers a live message only
+//! when it is that one, skips what it already delivered, and reads any gap from the database,
+//! a batch at a time. Subscribing to the channel before the first read is what makes the
+//! hand-over from replay to live lossless.
+//!
+//! The channel holds a bounded number of events per room. A subscriber that falls further
+//! behind than that cannot keep up with its room: its feed ends with `FellBehind`, its socket
+//! is closed, and its client resumes with `after`. Catching it up from the database instead
+//! would cost a read per event for as long as it stays slow.
 use std::{collections::VecDeque, sync::Arc};
 
 use futures_util::{Stream, stream};
@@ -18,8 +22,13 @@ use uuid::Uuid;
 use super::{CATCH_UP_BATCH, messages_from};
 use crate::{
     broker::{ChatMessage, RoomEvent, RoomSubscription},
-    error::AppResult,
+    error::{AppError, AppResult},
 };
+
+/// Reads of a catch-up batch before the feed ends with the error, and the delay before the
+/// first retry (growing linearly).
+const READ_ATTEMPTS: u32 = 4;
+const RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(250);
 
 pub struct Feed {
     pub db: DatabaseConnection,
@@ -47,6 +56,8 @@ struct State {
     feed: Feed,
     mode: Mode,
     ready: VecDeque<Arc<ChatMessage>>,
+    /// Why the feed ended, once everything ready before that has been delivered.
+    failure: Option<AppError>,
 }
 
 pub fn feed(feed: Feed) -> impl Stream<Item = AppResult<Arc<ChatMessage>>> {
@@ -60,6 +71,7 @@ pub fn feed(feed: Feed) -> impl Stream<Item = AppResult<Arc<ChatMessage>>> {
         feed,
         mode,
         ready: VecDeque::new(),
+        failure: None,
     };
     stream::unfold(state, |mut state| async move {
         loop {
@@ -67,12 +79,12 @@ pub fn feed(feed: Feed) -> impl Stream<Item = AppResult<Arc<ChatMessage>>> {
                 return Some((Ok(message), state));
             }
             if let Mode::Ended = state.mode {
-                return None;
+                return state.failure.take().map(|err| (Err(err), state));
             }
             if let Err(err) = state.step().await {
                 // The client resubscribes with `after` and loses nothing.
                 state.mode = Mode::Ended;
-                return Some((Err(err), state));
+                state.failure = Some(err);
             }
         }
     })
@@ -121,8 +133,9 @@ impl State {
             Ok(RoomEvent::Left { .. }) => {}
             Err(RecvError::Lagged(missed)) => {
                 metrics::counter!("chat_feed_lagged_total").increment(1);
-                tracing::debug!(room = %self.feed.room_id, missed, "subscriber lagged; catching up");
-                self.mode = Mode::CatchUp { until: None };
+                tracing::debug!(room = %self.feed.room_id, missed, "subscriber fell behind");
+                self.mode = Mode::Ended;
+                self.failure = Some(AppError::FellBehind);
             }
             Err(RecvError::Closed) => self.mode = Mode::Ended,
         }
@@ -131,13 +144,28 @@ impl State {
     async fn read_batch(&mut self, until: Option<i64>) -> AppResult<()> {
         // Boxed: a query future is large, and inline it would size every idle subscription's
         // state for the rare moments it reads.
-        let batch = Box::pin(messages_from(
-            &self.feed.db,
-            self.feed.room_id,
-            self.feed.next_seq,
-            CATCH_UP_BATCH,
-        ))
-        .await?;
+        let mut attempt = 0;
+        let batch = loop {
+            let read = Box::pin(messages_from(
+                &self.feed.db,
+                self.feed.room_id,
+                self.feed.next_seq,
+                CATCH_UP_BATCH,
+            ))
+            .await;
+            match read {
+                Ok(batch) => break batch,
+                // Catch-ups come in a burst after the database restarted, when the pool's
+                // connections are dead and each fails once before it is replaced: a failed
+                // read is worth repeating before the subscription gives up.
+                Err(err) if attempt < READ_ATTEMPTS => {
+                    attempt += 1;
+                    tracing::debug!(room = %self.feed.room_id, error = %err, attempt, "catch-up read failed; retrying");
+                    tokio::time::sleep(RETRY_DELAY * attempt).await;
+                }
+                Err(err) => return Err(err),
+            }
+        };
         let exhausted = (batch.len() as u64) < CATCH_UP_BATCH;
         for message in batch {
             if until.is_some_and(|until| message.message.seq > until) {

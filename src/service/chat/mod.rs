@@ -4,7 +4,7 @@
 //! only members send, and subscribe, in any room.
 mod feed;
 
-use std::sync::Arc;
+use std::{net::IpAddr, sync::Arc};
 
 use futures_util::Stream;
 use sea_orm::{
@@ -18,10 +18,11 @@ use uuid::Uuid;
 
 use crate::{
     broker::{Broker, ChatMessage, Event, Hub},
+    config::RateLimits,
     domain::{ClientMsgId, MessageBody, RoomName},
     entity::{membership, message, now, room, user},
     error::{AppError, AppResult},
-    service::{Direction, auth::Viewer, user::UserCache},
+    service::{Direction, auth::Viewer, rate_limit::RateLimit, user::UserCache},
 };
 
 /// Messages read from the database per query when replaying or catching up.
@@ -32,6 +33,8 @@ pub struct Chat {
     broker: Arc<dyn Broker>,
     hub: Arc<Hub>,
     users: Arc<UserCache>,
+    send_per_user: RateLimit<Uuid>,
+    send_per_ip: RateLimit<IpAddr>,
 }
 
 /// One page of a room's history, oldest first.
@@ -80,12 +83,15 @@ impl Chat {
         broker: Arc<dyn Broker>,
         hub: Arc<Hub>,
         users: Arc<UserCache>,
+        limits: &RateLimits,
     ) -> Self {
         Self {
             db,
             broker,
             hub,
             users,
+            send_per_user: RateLimit::per_minute("send_user", limits.send_per_user),
+            send_per_ip: RateLimit::per_minute("send_ip", limits.send_per_ip),
         }
     }
 
@@ -242,7 +248,14 @@ impl Chat {
 
     /// Stores a message under the room's next seq and announces it. With a `clientMsgId`
     /// the send is idempotent: repeating it returns the message already stored.
-    pub async fn send_message(&self, viewer: &Viewer, new: NewMessage) -> AppResult<ChatMessage> {
+    pub async fn send_message(
+        &self,
+        viewer: &Viewer,
+        client: IpAddr,
+        new: NewMessage,
+    ) -> AppResult<ChatMessage> {
+        self.send_per_ip.check(&client)?;
+        self.send_per_user.check(&viewer.user_id)?;
         let author = self
             .users
             .get(viewer.user_id)

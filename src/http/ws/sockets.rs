@@ -1,0 +1,84 @@
+//! How many sockets each user holds on this instance, for `WS_MAX_SOCKETS_PER_USER`: one user
+//! (or one stolen token) must not be able to take every file descriptor of the server.
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use uuid::Uuid;
+
+pub struct Sockets {
+    per_user: Mutex<HashMap<Uuid, usize>>,
+    /// 0: no limit.
+    max_per_user: usize,
+}
+
+/// One socket's place in its user's count, given back when dropped.
+pub struct Claim {
+    sockets: Arc<Sockets>,
+    user_id: Uuid,
+}
+
+impl Sockets {
+    pub fn new(max_per_user: usize) -> Arc<Self> {
+        Arc::new(Self {
+            per_user: Mutex::new(HashMap::new()),
+            max_per_user,
+        })
+    }
+
+    /// A place for one more socket of `user_id`, or `None` if the user holds the most allowed.
+    pub fn claim(self: &Arc<Self>, user_id: Uuid) -> Option<Claim> {
+        let mut per_user = self.per_user.lock().unwrap_or_else(|e| e.into_inner());
+        let held = per_user.entry(user_id).or_default();
+        if self.max_per_user > 0 && *held >= self.max_per_user {
+            return None;
+        }
+        *held += 1;
+        Some(Claim {
+            sockets: self.clone(),
+            user_id,
+        })
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let mut per_user = self
+            .sockets
+            .per_user
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(held) = per_user.get_mut(&self.user_id) {
+            *held -= 1;
+            if *held == 0 {
+                per_user.remove(&self.user_id);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claims_are_counted_per_user_and_given_back() {
+        let sockets = Sockets::new(2);
+        let (ana, bo) = (Uuid::now_v7(), Uuid::now_v7());
+        let first = sockets.claim(ana).unwrap();
+        let _second = sockets.claim(ana).unwrap();
+        assert!(sockets.claim(ana).is_none());
+        assert!(sockets.claim(bo).is_some(), "other users are not affected");
+        drop(first);
+        assert!(sockets.claim(ana).is_some());
+    }
+
+    #[test]
+    fn zero_means_no_limit() {
+        let sockets = Sockets::new(0);
+        let user = Uuid::now_v7();
+        let claims: Vec<_> = (0..100).filter_map(|_| sockets.claim(user)).collect();
+        assert_eq!(claims.len(), 100);
+    }
+}
