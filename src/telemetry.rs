@@ -7,11 +7,17 @@ use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 use crate::config::LogFormat;
 
 const DEFAULT_FILTER: &str = "info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn";
+const SECRET_BEARING_TARGETS: [&str; 2] = ["tungstenite=info", "tokio_tungstenite=info"];
 
 /// Installs the global subscriber. Call once, from `main`.
 pub fn init_logging(format: LogFormat) {
-    let filter =
+    let mut filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    // Whatever RUST_LOG asks: tungstenite traces every WebSocket message whole, and those
+    // carry access tokens (connection_init) and passwords (a login over the socket).
+    for quiet in SECRET_BEARING_TARGETS {
+        filter = filter.add_directive(quiet.parse().expect("constant directive"));
+    }
     let registry = tracing_subscriber::registry().with(filter);
     match format {
         LogFormat::Pretty => registry.with(fmt::layer()).init(),

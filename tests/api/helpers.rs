@@ -84,8 +84,13 @@ pub struct TestDb {
 }
 
 enum Cleanup {
+    /// Someone else's database (a server in another process).
+    None,
     Sqlite(#[allow(dead_code)] tempfile::TempDir),
-    Postgres { admin_url: String, name: String },
+    Postgres {
+        admin_url: String,
+        name: String,
+    },
 }
 
 impl TestDb {
@@ -189,6 +194,29 @@ pub struct TestApp {
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
+impl TestApp {
+    /// A client of a server that runs elsewhere (another process), at `url`.
+    pub fn remote(url: String) -> Self {
+        TestApp {
+            url,
+            client: test_client(),
+            db: Arc::new(TestDb {
+                url: String::new(),
+                cleanup: Cleanup::None,
+            }),
+            shutdown: None,
+            server: None,
+        }
+    }
+}
+
+fn test_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("http client")
+}
+
 pub async fn spawn_app(backend: &Backend) -> TestApp {
     spawn_app_with(backend, |_| {}).await
 }
@@ -211,10 +239,7 @@ pub async fn spawn_on(db: Arc<TestDb>, configure: impl FnOnce(&mut Config)) -> T
     }));
     TestApp {
         url: format!("http://{addr}"),
-        client: reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("http client"),
+        client: test_client(),
         db,
         shutdown: Some(tx),
         server: Some(server),

@@ -8,6 +8,7 @@ mod cluster;
 mod graphql_http;
 mod health;
 mod limits;
+mod process;
 mod schema;
 mod sessions;
 mod startup;
