@@ -617,6 +617,37 @@ impl Ws {
         }
     }
 
+    /// The next protocol message, skipping keep-alives, or how the socket ended (`None`:
+    /// without a close frame).
+    pub async fn recv_or_closed(&mut self) -> Result<Value, Option<Closed>> {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            let frame = match tokio::time::timeout(WS_WAIT, self.stream.next()).await {
+                Ok(Some(Ok(frame))) => frame,
+                Ok(None | Some(Err(_))) => return Err(None),
+                Err(_) => panic!("no message from the server within {WS_WAIT:?}"),
+            };
+            match frame {
+                Message::Text(text) => {
+                    let message: Value = serde_json::from_str(&text).expect("JSON message");
+                    match message["type"].as_str() {
+                        Some("ping") => self.send(json!({ "type": "pong" })).await,
+                        Some("ka" | "pong") => {}
+                        _ => return Ok(message),
+                    }
+                }
+                Message::Close(frame) => {
+                    return Err(frame.map(|f| Closed {
+                        code: f.code.into(),
+                        reason: f.reason.to_string(),
+                    }));
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// The next protocol message, keep-alives included.
     pub async fn recv_any(&mut self) -> Value {
         use tokio_tungstenite::tungstenite::Message;

@@ -5,6 +5,7 @@ mod accounts;
 mod admin;
 mod chat;
 mod cluster;
+mod faults;
 mod graphql_http;
 mod health;
 mod limits;
