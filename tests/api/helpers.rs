@@ -593,6 +593,14 @@ impl TestApp {
 }
 
 impl Ws {
+    /// The raw stream, for tests that drive the socket frame by frame.
+    pub fn into_inner(
+        self,
+    ) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>
+    {
+        self.stream
+    }
+
     pub async fn send(&mut self, message: Value) {
         self.send_raw(tokio_tungstenite::tungstenite::Message::Text(
             message.to_string().into(),

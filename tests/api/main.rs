@@ -9,6 +9,7 @@ mod faults;
 mod graphql_http;
 mod health;
 mod limits;
+mod malformed;
 mod process;
 mod schema;
 mod sessions;
