@@ -6,7 +6,7 @@ mod media;
 mod metrics;
 mod playground;
 mod wire;
-mod ws;
+pub mod ws;
 
 use std::{sync::Arc, time::Duration};
 

@@ -91,6 +91,14 @@ db_tests! {
         ws.message_added("dup", &room, None).await;
         ws.message_added("dup", &room, None).await;
         assert_eq!(ws.closed().await, closed(4409, "Subscriber for dup already exists"));
+        // However long the id, the reason fits in a close frame (123 bytes).
+        let long_id = "😀".repeat(64);
+        let mut ws = app.ws_ready(&cy.access_token).await;
+        ws.message_added(&long_id, &room, None).await;
+        ws.message_added(&long_id, &room, None).await;
+        let refused = ws.closed().await;
+        assert_eq!(refused.code, 4409);
+        assert!(refused.reason.len() <= 123 && refused.reason.starts_with("Subscriber for 😀"), "{refused:?}");
 
         // 4400: anything the protocol does not define.
         let malformed = [

@@ -60,10 +60,7 @@ impl Close {
             Self::Auth(AuthError::Revoked) => "session revoked".into(),
             Self::OtherUser => "token is for another user".into(),
             Self::InitTimeout => "Connection initialisation timeout".into(),
-            Self::DuplicateId(id) => {
-                let id: String = id.chars().take(64).collect();
-                format!("Subscriber for {id} already exists")
-            }
+            Self::DuplicateId(id) => format!("Subscriber for {id} already exists"),
             Self::TooManyInits => "Too many initialisation requests".into(),
             Self::GoingAway => "server shutting down".into(),
             Self::TooBig => "message too big".into(),
@@ -74,13 +71,45 @@ impl Close {
         }
     }
 
-    /// The close frame to send, if one can still get through.
+    /// The close frame to send, if one can still get through. Its reason is cut to the 123
+    /// bytes a close frame has room for (a longer one breaks the frame), at a character
+    /// boundary: a client-chosen id can make it any length.
     pub fn frame(&self) -> Option<Message> {
         (!matches!(self, Self::Stalled)).then(|| {
+            let mut reason = self.reason();
+            let mut end = reason.len().min(MAX_REASON_BYTES);
+            while !reason.is_char_boundary(end) {
+                end -= 1;
+            }
+            reason.truncate(end);
             Message::Close(Some(CloseFrame {
                 code: self.code(),
-                reason: self.reason().into(),
+                reason: reason.into(),
             }))
         })
+    }
+}
+
+/// A close frame's payload is at most 125 bytes, two of them the code.
+pub const MAX_REASON_BYTES: usize = 123;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_fit_a_close_frame_whatever_the_client_sent() {
+        for id in [
+            "1".to_owned(),
+            "😀".repeat(100),
+            "é".repeat(200),
+            "x".repeat(1000),
+        ] {
+            let Some(Message::Close(Some(frame))) = Close::DuplicateId(id.clone()).frame() else {
+                panic!("a close frame")
+            };
+            assert!(frame.reason.len() <= MAX_REASON_BYTES, "{id}");
+            assert!(frame.reason.starts_with("Subscriber for "));
+        }
     }
 }

@@ -4,7 +4,7 @@
 //! timeout, so this module owns the protocol and drives the schema's streams itself.
 mod close;
 mod connection;
-mod protocol;
+pub mod protocol;
 mod sockets;
 
 pub use sockets::Sockets;
