@@ -124,6 +124,8 @@ pub(crate) enum Users {
     PasswordHash,
     Role,
     CreatedAt,
+    /// Added by the account-deletion migration.
+    DeletedAt,
 }
 
 #[derive(DeriveIden)]

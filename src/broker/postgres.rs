@@ -272,6 +272,7 @@ mod tests {
                 password_hash: String::new(),
                 role: user::Role::User,
                 created_at: crate::entity::now(),
+                deleted_at: None,
             }),
         }))
     }

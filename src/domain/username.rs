@@ -8,6 +8,8 @@ pub struct Username(String);
 impl Username {
     pub const MIN: usize = 3;
     pub const MAX: usize = 32;
+    /// Deleted accounts are renamed `deleted_…`; nobody may register as one.
+    pub const DELETED_PREFIX: &'static str = "deleted_";
 
     pub fn parse(field: &'static str, s: &str) -> Result<Self, InvalidInput> {
         let len = s.chars().count();
@@ -25,6 +27,12 @@ impl Username {
             return Err(InvalidInput::new(
                 field,
                 "username may contain only letters, digits and _",
+            ));
+        }
+        if s.to_ascii_lowercase().starts_with(Self::DELETED_PREFIX) {
+            return Err(InvalidInput::new(
+                field,
+                "usernames starting with deleted_ are reserved",
             ));
         }
         Ok(Self(s.to_owned()))
@@ -60,6 +68,8 @@ mod tests {
             "ålice",
             "",
             "a-b",
+            "deleted_0123456789abcdef",
+            "Deleted_me",
         ] {
             let err = Username::parse("username", bad).unwrap_err();
             assert_eq!(err.field, "username", "{bad}");

@@ -12,6 +12,8 @@ pub struct Model {
     pub password_hash: String,
     pub role: Role,
     pub created_at: DateTimeUtc,
+    /// Set when the account was deleted: the row stays, scrubbed, for its messages' sake.
+    pub deleted_at: Option<DateTimeUtc>,
     #[sea_orm(has_many)]
     pub sessions: HasMany<super::session::Entity>,
 }

@@ -100,6 +100,19 @@ impl AuthMutation {
         state(ctx)?.auth.logout(&refresh_token).await
     }
 
+    /// Deletes the signed-in user's account, confirmed with its password: every session ends
+    /// (tokens refused and sockets closed at once), the username and email are freed, and
+    /// the user's messages stay, by an author renamed `deleted_…`.
+    #[graphql(guard = "SignedIn")]
+    async fn delete_account(&self, ctx: &Context<'_>, password: String) -> AppResult<bool> {
+        let password = Password::for_login("password", &password)?;
+        state(ctx)?
+            .auth
+            .delete_account(viewer(ctx)?, password)
+            .await?;
+        Ok(true)
+    }
+
     /// Ends every session of the signed-in user; returns how many were live.
     #[graphql(guard = "SignedIn")]
     async fn logout_all(&self, ctx: &Context<'_>) -> AppResult<i32> {

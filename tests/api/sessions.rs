@@ -175,6 +175,53 @@ db_tests! {
         just_expired["exp"] = json!(now - 2);
         app.me(&sign(&just_expired)).await.ok();
     }
+
+    async fn deleted_accounts_lose_every_token_at_once(db) {
+        let app = spawn_app_with(&db, |c| c.limits.login_per_account = 5).await;
+        let vera = app.register("vera").await;
+        let other_session = app.login(&vera).await;
+        let room = app.create_room(&vera, "kept", false).await;
+        let wim = app.register("wim").await;
+        app.join_room(&wim, &room).await.ok();
+        app.send_message(&vera, &room, "still here").await;
+        let mut ws = app.ws_ready(&other_session.access_token).await;
+        let delete = "mutation($p: String!) { deleteAccount(password: $p) }";
+
+        // The password is asked for: a stolen access token is not enough.
+        let wrong = app.gql(Some(&vera.access_token), delete, json!({ "p": "not her password" })).await;
+        wrong.expect_code("BAD_USER_INPUT");
+        assert_eq!(wrong.field(), Some("password"));
+        app.me(&vera.access_token).await.ok();
+
+        let deleted = app.gql(Some(&vera.access_token), delete, json!({ "p": PASSWORD })).await;
+        assert_eq!(deleted.ok()["deleteAccount"], true);
+        // Every session's tokens are refused, and its sockets closed, at once.
+        assert_eq!(ws.closed().await, Closed { code: 4403, reason: "session revoked".into() });
+        for token in [&vera.access_token, &other_session.access_token] {
+            app.me(token).await.expect_code("UNAUTHENTICATED");
+        }
+        for refresh in [&vera.refresh_token, &other_session.refresh_token] {
+            app.refresh_raw(refresh).await.expect_code("UNAUTHENTICATED");
+        }
+        // Logging in finds no such account, with the answer an unknown user gets.
+        let login = app.login_raw("vera", PASSWORD).await;
+        assert_eq!(login.body, app.login_raw("nobody", PASSWORD).await.body);
+
+        // The room keeps her message, by a renamed author; her name and email are free.
+        let history = app
+            .gql(Some(&wim.access_token), "query($r: ID!) { messages(roomId: $r) { edges { node { seq body author { id username } } } } }", json!({ "r": room }))
+            .await;
+        let node = &history.ok()["messages"]["edges"][0]["node"];
+        assert_eq!(node["body"], "still here");
+        assert_eq!(node["author"]["id"], vera.id.as_str());
+        assert!(node["author"]["username"].as_str().unwrap().starts_with("deleted_"), "{node}");
+        let again = app.register("vera").await;
+        assert_ne!(again.id, vera.id);
+        // Nobody may take a deleted account's name.
+        let name = node["author"]["username"].as_str().unwrap();
+        app.register_raw("x@example.com", name, PASSWORD).await.expect_code("BAD_USER_INPUT");
+    }
+
 }
 
 fn base64_url(bytes: &[u8]) -> String {

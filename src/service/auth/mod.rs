@@ -3,6 +3,7 @@
 //! A login opens a session. The session holds a chain of refresh tokens: each is single use and
 //! exchanging it (`refresh`) yields the next one. A token that has already been exchanged can
 //! only be presented again by someone who copied it, so that revokes the whole session.
+mod deletion;
 mod password;
 mod revocation;
 mod token;
@@ -14,8 +15,8 @@ use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, ExprTrait, QueryFilter,
-    QuerySelect, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, ExprTrait,
+    QueryFilter, QuerySelect, TransactionTrait,
     sea_query::{Expr, Func},
 };
 use sha2::{Digest, Sha256};
@@ -170,6 +171,7 @@ impl Auth {
             password_hash: Set(password_hash),
             role: Set(Role::User),
             created_at: Set(now()),
+            deleted_at: Set(None),
         }
         .insert(&txn)
         .await
@@ -214,6 +216,7 @@ impl Auth {
         };
         let found = user::Entity::find()
             .filter(Expr::expr(column).eq(key))
+            .filter(user::Column::DeletedAt.is_null())
             .one(&self.db)
             .await?;
         // With no such user the hasher verifies against a dummy hash: same work, same answer.
@@ -272,6 +275,7 @@ impl Auth {
         }
         let next = self.store_refresh_token(&txn, session.id).await?;
         let user = user::Entity::find_by_id(session.user_id)
+            .filter(user::Column::DeletedAt.is_null())
             .one(&txn)
             .await?
             .ok_or(AppError::Unauthenticated("user no longer exists"))?;
@@ -293,15 +297,19 @@ impl Auth {
 
     /// Ends every live session of the viewer; returns how many.
     pub async fn logout_all(&self, viewer: &Viewer) -> AppResult<u64> {
-        let ids: Vec<Uuid> = session::Entity::find()
+        let ids = self.live_sessions(viewer.user_id).await?;
+        self.revoke_sessions(&ids).await
+    }
+
+    async fn live_sessions(&self, user_id: Uuid) -> AppResult<Vec<Uuid>> {
+        Ok(session::Entity::find()
             .select_only()
             .column(session::Column::Id)
-            .filter(session::Column::UserId.eq(viewer.user_id))
+            .filter(session::Column::UserId.eq(user_id))
             .filter(session::Column::RevokedAt.is_null())
             .into_tuple()
             .all(&self.db)
-            .await?;
-        self.revoke_sessions(&ids).await
+            .await?)
     }
 
     async fn reuse_detected(&self, session_id: Uuid) -> AppError {
@@ -320,22 +328,41 @@ impl Auth {
             return Ok(0);
         }
         let txn = self.db.begin().await?;
+        let revoked = self.revoke_in(&txn, ids).await?;
+        txn.commit().await?;
+        self.revoked(ids);
+        Ok(revoked)
+    }
+
+    /// The part of a revocation inside the transaction: the rows, and the announcement
+    /// (which goes out if and only if the transaction commits).
+    async fn revoke_in(&self, txn: &DatabaseTransaction, ids: &[Uuid]) -> AppResult<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
         let revoked = session::Entity::update_many()
             .col_expr(session::Column::RevokedAt, Expr::value(now()))
             .filter(session::Column::Id.is_in(ids.iter().copied()))
             .filter(session::Column::RevokedAt.is_null())
-            .exec(&txn)
+            .exec(txn)
             .await?
             .rows_affected;
-        let event = Event::Revoked(ids.to_vec());
-        self.broker.stage(&txn, &event).await?;
-        txn.commit().await?;
-        // Here at once, without waiting for the announcement to come back.
+        self.broker
+            .stage(txn, &Event::Revoked(ids.to_vec()))
+            .await?;
+        Ok(revoked)
+    }
+
+    /// After the commit: refused here at once, without waiting for the announcement to come
+    /// back, and announced to the other instances.
+    fn revoked(&self, ids: &[Uuid]) {
+        if ids.is_empty() {
+            return;
+        }
         for id in ids {
             self.revocations.insert(*id, Duration::ZERO);
         }
-        self.broker.committed(event);
-        Ok(revoked)
+        self.broker.committed(Event::Revoked(ids.to_vec()));
     }
 
     /// Fills the revocation set from the database: at start-up, and whenever announcements
