@@ -1,3 +1,5 @@
+use serde_json::json;
+
 use crate::{db_tests, helpers::*};
 
 db_tests! {
@@ -11,9 +13,20 @@ db_tests! {
     }
 
     async fn metrics_are_prometheus_text(db) {
-        let app = spawn_app(&db).await;
+        let app = spawn_app_with(&db, |c| c.limits.login_per_ip = 1).await;
         app.query("{ __typename }").await.ok();
         app.login_raw("nobody", "wrong password").await.expect_code("UNAUTHENTICATED");
+        app.login_raw("nobody", "wrong password").await.expect_code("RATE_LIMITED");
+        // A socket that subscribes, gets a delivery, and is closed with a code.
+        let ola = app.register("ola").await;
+        let room = app.create_room(&ola, "metered", false).await;
+        let mut ws = app.ws_ready(&ola.access_token).await;
+        ws.message_added("s", &room, None).await;
+        ws.sync().await;
+        app.send_message(&ola, &room, "counted").await;
+        ws.next("s").await;
+        ws.send(json!({ "type": "bogus" })).await;
+        assert_eq!(ws.closed().await.code, 4400);
         let response = app.client.get(format!("{}/metrics", app.url)).send().await.unwrap();
         assert_eq!(response.status(), 200);
         assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
@@ -23,6 +36,13 @@ db_tests! {
             "http_request_duration_seconds_bucket",
             "auth_login_failures_total",
             "graphql_errors_total{code=\"UNAUTHENTICATED\"}",
+            "graphql_errors_total{code=\"RATE_LIMITED\"}",
+            "rate_limited_total{limit=\"login_ip\"}",
+            "ws_connections",
+            "ws_subscriptions",
+            "ws_deliveries_total",
+            "ws_closes_total{code=\"4400\"}",
+            "chat_messages_sent_total",
         ] {
             assert!(text.contains(metric), "/metrics lacks {metric}:\n{text}");
         }
