@@ -30,11 +30,15 @@ fresh_database() {
     psql "$PG_ADMIN_URL" -qc "DROP DATABASE IF EXISTS chat_bench WITH (FORCE)" -c "CREATE DATABASE chat_bench" >/dev/null
 }
 
-# start_server PORT: a server on the shared database, rate limits off (one client address
-# logs in thousands of times), quiet logs. Prints its pid.
+# start_server PORT: a server on the shared database, with the limits a load generator on
+# one address trips off (it registers thousands of users, logs in thousands of times, sends
+# 10 messages/s as one user, and shares a few users among thousands of sockets), quiet logs.
+# Prints its pid.
 start_server() {
     DATABASE_URL=$DB_URL JWT_SECRET=$SECRET BIND_ADDR=127.0.0.1:$1 RUST_LOG=warn \
-        LOGIN_RATE_PER_ACCOUNT=0 LOGIN_RATE_PER_IP=0 "$SERVER" >"$OUT/server-$1.log" 2>&1 &
+        LOGIN_RATE_PER_ACCOUNT=0 LOGIN_RATE_PER_IP=0 REGISTER_RATE_PER_IP=0 \
+        REFRESH_RATE_PER_IP=0 REFRESH_RATE_PER_USER=0 SEND_RATE_PER_USER=0 SEND_RATE_PER_IP=0 \
+        WS_MAX_SOCKETS_PER_USER=0 "$SERVER" >"$OUT/server-$1.log" 2>&1 &
     local pid=$!
     pids+=("$pid")
     for _ in $(seq 50); do

@@ -54,6 +54,7 @@ pub struct RateLimits {
     pub login_per_ip: u32,
     pub register_per_ip: u32,
     pub refresh_per_ip: u32,
+    pub refresh_per_user: u32,
     pub send_per_user: u32,
     pub send_per_ip: u32,
 }
@@ -66,6 +67,7 @@ impl RateLimits {
             login_per_ip: 0,
             register_per_ip: 0,
             refresh_per_ip: 0,
+            refresh_per_user: 0,
             send_per_user: 0,
             send_per_ip: 0,
         }
@@ -183,6 +185,7 @@ impl Default for Config {
                 login_per_ip: 60,
                 register_per_ip: 20,
                 refresh_per_ip: 120,
+                refresh_per_user: 60,
                 send_per_user: 120,
                 send_per_ip: 600,
             },
@@ -262,6 +265,7 @@ impl Config {
             ("LOGIN_RATE_PER_IP", &mut limits.login_per_ip),
             ("REGISTER_RATE_PER_IP", &mut limits.register_per_ip),
             ("REFRESH_RATE_PER_IP", &mut limits.refresh_per_ip),
+            ("REFRESH_RATE_PER_USER", &mut limits.refresh_per_user),
             ("SEND_RATE_PER_USER", &mut limits.send_per_user),
             ("SEND_RATE_PER_IP", &mut limits.send_per_ip),
         ] {

@@ -160,6 +160,21 @@ db_tests! {
         app.gql_from("198.51.100.9", None, &query, json!({ "t": uma.refresh_token })).await.ok();
     }
 
+    async fn refresh_is_rate_limited_per_user(db) {
+        let app = spawn_app_with(&db, |c| c.limits.refresh_per_user = 3).await;
+        let (ivy, jon) = (app.register("ivy").await, app.register("jon").await);
+        // Three sessions of one user share the user's allowance.
+        let mut sessions = vec![ivy.clone(), app.login(&ivy).await, app.login(&ivy).await];
+        for session in &mut sessions {
+            *session = app.refresh(session).await;
+        }
+        retry_after(&app.refresh_raw(&sessions[0].refresh_token).await);
+        // The refusal did not count as a reuse of the token (that would end the session),
+        // and other users are not affected.
+        app.me(&sessions[0].access_token).await.ok();
+        app.refresh(&jon).await;
+    }
+
     async fn sending_is_rate_limited_per_user_and_per_address(db) {
         let app = spawn_app_with(&db, |c| {
             c.limits.send_per_user = 3;

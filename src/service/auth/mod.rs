@@ -102,6 +102,7 @@ pub struct Auth {
     login_per_ip: RateLimit<IpAddr>,
     register_per_ip: RateLimit<IpAddr>,
     refresh_per_ip: RateLimit<IpAddr>,
+    refresh_per_user: RateLimit<Uuid>,
 }
 
 /// How long a revoked session can still have unexpired access tokens: the revocation set must
@@ -139,6 +140,7 @@ impl Auth {
             login_per_ip: RateLimit::per_minute("login_ip", limits.login_per_ip),
             register_per_ip: RateLimit::per_minute("register_ip", limits.register_per_ip),
             refresh_per_ip: RateLimit::per_minute("refresh_ip", limits.refresh_per_ip),
+            refresh_per_user: RateLimit::per_minute("refresh_user", limits.refresh_per_user),
             db,
         };
         auth.load_recent_revocations().await?;
@@ -251,6 +253,8 @@ impl Auth {
         if session.revoked_at.is_some() {
             return Err(AppError::Unauthenticated("session revoked"));
         }
+        // Before the token is claimed: a refused refresh leaves it usable.
+        self.refresh_per_user.check(&session.user_id)?;
         if stored.used_at.is_some() {
             return Err(self.reuse_detected(session.id).await);
         }
