@@ -13,6 +13,7 @@ use async_graphql::{
 use super::errors::with_code;
 use crate::{config::GraphqlConfig, error::ErrorCode};
 
+#[derive(Clone)]
 pub struct DocumentLimits {
     max_aliases: usize,
     introspection: bool,
@@ -70,10 +71,7 @@ impl Counts {
 
 impl ExtensionFactory for DocumentLimits {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(DocumentLimits {
-            max_aliases: self.max_aliases,
-            introspection: self.introspection,
-        })
+        Arc::new(self.clone())
     }
 }
 

@@ -114,30 +114,43 @@ impl Tally {
     }
 }
 
-/// Checks one HTTP answer; returns a summary such as `400 GRAPHQL_PARSE_FAILED`.
+/// Checks one HTTP answer (a batch's is a list of answers); returns a summary such as
+/// `400 GRAPHQL_PARSE_FAILED`.
 fn check_answer(status: u16, body: &Value) -> Result<String, TestCaseError> {
     prop_assert!(
         [200, 400, 405, 413, 415].contains(&status),
         "status {status}: {body}"
     );
-    prop_assert!(body.is_object(), "not a JSON object: {body}");
-    let mut summary = status.to_string();
-    if let Some(errors) = body.get("errors") {
-        let errors = errors.as_array().expect("errors is a list");
-        prop_assert!(!errors.is_empty(), "{body}");
-        for error in errors {
-            let code = error["extensions"]["code"].as_str().unwrap_or("none");
-            prop_assert!(CLIENT_CODES.contains(&code), "code {code}: {body}");
-            prop_assert!(error["message"].is_string(), "{body}");
+    match body {
+        Value::Array(answers) if status == 200 => {
+            prop_assert!(!answers.is_empty(), "{body}");
+            for answer in answers {
+                check_response(answer)?;
+            }
+            Ok(format!("{status} batch"))
         }
-        summary = format!(
-            "{summary} {}",
-            errors[0]["extensions"]["code"].as_str().unwrap()
-        );
-    } else {
-        prop_assert!(body.get("data").is_some(), "{body}");
+        _ => Ok(match check_response(body)? {
+            Some(code) => format!("{status} {code}"),
+            None => status.to_string(),
+        }),
     }
-    Ok(summary)
+}
+
+/// Checks one GraphQL response; returns its first error's code, if it has errors.
+fn check_response(body: &Value) -> Result<Option<String>, TestCaseError> {
+    prop_assert!(body.is_object(), "not a JSON object: {body}");
+    let Some(errors) = body.get("errors") else {
+        prop_assert!(body.get("data").is_some(), "{body}");
+        return Ok(None);
+    };
+    let errors = errors.as_array().expect("errors is a list");
+    prop_assert!(!errors.is_empty(), "{body}");
+    for error in errors {
+        let code = error["extensions"]["code"].as_str().unwrap_or("none");
+        prop_assert!(CLIENT_CODES.contains(&code), "code {code}: {body}");
+        prop_assert!(error["message"].is_string(), "{body}");
+    }
+    Ok(errors[0]["extensions"]["code"].as_str().map(str::to_owned))
 }
 
 /// A GraphQL literal or variable, valid syntax of any type.

@@ -144,28 +144,12 @@ impl State {
     async fn read_batch(&mut self, until: Option<i64>) -> AppResult<()> {
         // Boxed: a query future is large, and inline it would size every idle subscription's
         // state for the rare moments it reads.
-        let mut attempt = 0;
-        let batch = loop {
-            let read = Box::pin(messages_from(
-                &self.feed.db,
-                self.feed.room_id,
-                self.feed.next_seq,
-                CATCH_UP_BATCH,
-            ))
-            .await;
-            match read {
-                Ok(batch) => break batch,
-                // Catch-ups come in a burst after the database restarted, when the pool's
-                // connections are dead and each fails once before it is replaced: a failed
-                // read is worth repeating before the subscription gives up.
-                Err(err) if attempt < READ_ATTEMPTS => {
-                    attempt += 1;
-                    tracing::debug!(room = %self.feed.room_id, error = %err, attempt, "catch-up read failed; retrying");
-                    tokio::time::sleep(RETRY_DELAY * attempt).await;
-                }
-                Err(err) => return Err(err),
-            }
-        };
+        let batch = Box::pin(read_retrying(
+            &self.feed.db,
+            self.feed.room_id,
+            self.feed.next_seq,
+        ))
+        .await?;
         let exhausted = (batch.len() as u64) < CATCH_UP_BATCH;
         for message in batch {
             if until.is_some_and(|until| message.message.seq > until) {
@@ -178,5 +162,27 @@ impl State {
             self.mode = Mode::Live;
         }
         Ok(())
+    }
+}
+
+/// A catch-up batch. Catch-ups come in a burst after the database restarted, when the pool's
+/// connections are dead and each fails once before it is replaced: a failed read is worth
+/// repeating before the subscription gives up.
+async fn read_retrying(
+    db: &DatabaseConnection,
+    room_id: Uuid,
+    from: i64,
+) -> AppResult<Vec<ChatMessage>> {
+    let mut attempt = 0;
+    loop {
+        match messages_from(db, room_id, from, CATCH_UP_BATCH).await {
+            Ok(batch) => return Ok(batch),
+            Err(err) if attempt < READ_ATTEMPTS => {
+                attempt += 1;
+                tracing::debug!(room = %room_id, error = %err, attempt, "catch-up read failed; retrying");
+                tokio::time::sleep(RETRY_DELAY * attempt).await;
+            }
+            Err(err) => return Err(err),
+        }
     }
 }
