@@ -70,6 +70,7 @@ for i in 1 2 3; do
     run_once "typename-baseline-$i" --url $BASE --server-pid "$bpid" http --connections 64 --duration 10 --query typename
     run_once "typename-server-$i" --url $A --server-pid "$pid" http --connections 64 --duration 10 --query typename
 done
+stop "$bpid"
 run_once me --url $A --server-pid "$pid" http --connections 64 --duration 10 --query me
 for i in 1 2 3; do
     run_once "login-$i" --url $A --server-pid "$pid" login --connections 8 --duration 15 --calibrate
@@ -95,4 +96,21 @@ for threads in 1 2; do
 done
 run_once fanout-5000x5 --threads 2 --url $A --server-pid "$pid" fanout --subscribers 5000 --users 20 --rate 5 --duration 30
 run_once fanout-5000x10 --threads 2 --url $A --server-pid "$pid" fanout --subscribers 5000 --users 20 --rate 10 --duration 30
+stop "$pid2"
+stop "$pid"
+
+# The same fan-out against the two baselines, one at a time on the same port: async-graphql's
+# stock subscription handler, and the floor (prepared frames, no GraphQL per delivery).
+for mode in stock prepared; do
+    flag=()
+    [ "$mode" = prepared ] && flag=(--prepared-frames)
+    "$B" baseline --bind 127.0.0.1:18103 "${flag[@]}" >"$OUT/baseline-$mode.log" 2>&1 &
+    bpid=$!
+    pids+=("$bpid")
+    sleep 1
+    run_once "fanout-1000x10-baseline-$mode" --threads 1 --url $BASE --server-pid "$bpid" fanout --subscribers 1000 --users 10 --rate 10 --duration 30
+    run_once "fanout-5000x5-baseline-$mode" --threads 2 --url $BASE --server-pid "$bpid" fanout --subscribers 5000 --users 20 --rate 5 --duration 30
+    run_once "fanout-5000x10-baseline-$mode" --threads 2 --url $BASE --server-pid "$bpid" fanout --subscribers 5000 --users 20 --rate 10 --duration 30
+    stop "$bpid"
+done
 echo "results in $OUT"

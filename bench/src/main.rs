@@ -172,6 +172,10 @@ struct BaselineArgs {
     /// Server worker threads (default: one per core, like the chat server).
     #[arg(long)]
     workers: Option<usize>,
+    /// Serialise each message's `messageAdded` frame once and write it to every subscriber,
+    /// without GraphQL per delivery: the floor for `fanout` on this machine.
+    #[arg(long)]
+    prepared_frames: bool,
 }
 
 fn seconds(text: &str) -> Result<Duration, String> {
@@ -275,7 +279,7 @@ async fn run(cli: Cli) -> Result<()> {
             };
             print(json, &fanout::run(config).await?)
         }
-        Command::Baseline(a) => baseline::run(a.bind).await,
+        Command::Baseline(a) => baseline::run(a.bind, a.prepared_frames).await,
     }
 }
 

@@ -297,7 +297,9 @@ mod tests {
     async fn a_server_that_does_not_upgrade_is_reported_as_such() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let server = tokio::spawn(crate::baseline::serve(listener));
+        // GraphQL over HTTP only: GET /graphql is not a route.
+        let router = axum::Router::new().route("/graphql", axum::routing::post(|| async { "{}" }));
+        let server = tokio::spawn(async move { axum::serve(listener, router).await });
         let endpoint = Endpoint::parse(&url).unwrap();
         let e = GqlSocket::open(&endpoint, source_ip(&endpoint, 0, 1), "token")
             .await

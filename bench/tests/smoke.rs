@@ -57,7 +57,7 @@ async fn http_workloads_run() {
 async fn baseline_runs() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(chat_bench::baseline::serve(listener));
+    tokio::spawn(chat_bench::baseline::serve(listener, false));
     let report = http::run(http::HttpConfig {
         url,
         connections: 2,
@@ -71,6 +71,35 @@ async fn baseline_runs() {
         report.requests > 0 && report.errors.total() == 0,
         "{report}"
     );
+}
+
+/// The baseline speaks the part of the contract `fanout` uses, in both of its modes: every
+/// message reaches every subscriber once, in frames the load generator reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_runs_against_the_baseline() {
+    for prepared in [false, true] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(chat_bench::baseline::serve(listener, prepared));
+        let report = fanout::run(fanout::FanoutConfig {
+            url,
+            subscribers: 10,
+            users: Some(2),
+            rate: 20.0,
+            duration: Duration::from_secs(1),
+            settle: Duration::from_millis(200),
+            ..Default::default()
+        })
+        .await
+        .expect("fanout workload against the baseline");
+        assert!(report.sent > 0, "prepared: {prepared}; {report}");
+        assert_eq!(
+            report.stats.deliveries, report.expected_deliveries,
+            "prepared: {prepared}; {report}"
+        );
+        assert_eq!(report.stats.lost + report.stats.duplicated, 0, "{report}");
+        assert_eq!(report.stats.bad_frames, 0, "{report}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
