@@ -43,10 +43,12 @@ impl Query {
     }
 }
 
-/// Every message of every room, and the last seq handed out.
+/// Where sent messages go, and the last seq handed out. One channel for all rooms (`fanout`
+/// uses one); the stock subscription filters by room, prepared frames do not.
 struct Rooms {
+    /// To the stock subscription streams.
     messages: broadcast::Sender<Message>,
-    /// With prepared frames: each message's `next` payload, serialised once.
+    /// With prepared frames, instead: each message's `next` payload, serialised once.
     payloads: Option<broadcast::Sender<Arc<str>>>,
     seq: AtomicI64,
 }
