@@ -33,14 +33,21 @@ pub struct Config {
 }
 
 /// What one GraphQL document may ask for. The defaults are far above what the playground
-/// and real clients send (GraphiQL's introspection query: depth 14, complexity
-/// under 300, no aliases).
+/// and real clients send (GraphiQL's introspection query: depth 14, nesting 16, complexity
+/// under 300, about 300 tokens, no aliases or directives).
 #[derive(Debug, Clone)]
 pub struct GraphqlConfig {
+    /// The deepest `{`, `[` and `(` may nest in a document's text, or its selections once
+    /// fragments are expanded. Checked before parsing: the parser recurses once per level.
+    pub max_nesting: usize,
+    /// Tokens in one document: bounds parsing and every walk over the parsed document.
+    pub max_tokens: usize,
     pub max_depth: usize,
     /// Each field costs 1; a paginated field costs its page size times its selection.
     pub max_complexity: usize,
     pub max_aliases: usize,
+    /// Directives in one document (each repeated one is an error of its own).
+    pub max_directives: usize,
     /// Operations in one batch (a JSON array body).
     pub max_batch: usize,
     /// `__schema` and `__type` (`__typename` always works). Off by default in production.
@@ -50,6 +57,9 @@ pub struct GraphqlConfig {
 /// Requests per minute, per key, in a burst or spread out; 0 disables a limit.
 #[derive(Debug, Clone)]
 pub struct RateLimits {
+    /// Password tries per account from one client address (IPv6: one /64).
+    pub login_per_account_ip: u32,
+    /// Password tries per account from everywhere: looser, against guessing from many places.
     pub login_per_account: u32,
     pub login_per_ip: u32,
     pub register_per_ip: u32,
@@ -57,12 +67,16 @@ pub struct RateLimits {
     pub refresh_per_user: u32,
     pub send_per_user: u32,
     pub send_per_ip: u32,
+    /// Mutation fields executed (every write, whatever it is) per user and per address.
+    pub write_per_user: u32,
+    pub write_per_ip: u32,
 }
 
 impl RateLimits {
     /// No limits at all (load tests from one address).
     pub fn unlimited() -> Self {
         Self {
+            login_per_account_ip: 0,
             login_per_account: 0,
             login_per_ip: 0,
             register_per_ip: 0,
@@ -70,6 +84,8 @@ impl RateLimits {
             refresh_per_user: 0,
             send_per_user: 0,
             send_per_ip: 0,
+            write_per_user: 0,
+            write_per_ip: 0,
         }
     }
 }
@@ -131,7 +147,16 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// Take the client address from the last `X-Forwarded-For` hop (behind one trusted proxy).
     pub trust_forwarded_for: bool,
+    /// Serve `/metrics` on this address instead of beside the API (a private interface that
+    /// Prometheus scrapes).
+    pub metrics_addr: Option<SocketAddr>,
 }
+
+/// The most `GRAPHQL_MAX_NESTING` may be set to. Parsing and validating a document take stack
+/// in proportion to its nesting: about 7 KiB a level in a debug build and 2 KiB in a release
+/// build (nested input objects, the costliest form, measured), so 256 levels take under
+/// 2 MiB of a runtime thread's 8 MiB (see `main`).
+pub const MAX_NESTING_LIMIT: usize = 256;
 
 /// The shortest HS256 secret we accept: 256 bits, the size of the HMAC-SHA256 key.
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -164,6 +189,7 @@ impl Default for Config {
                 cors_origins: None,
                 max_body_bytes: 1024 * 1024,
                 trust_forwarded_for: false,
+                metrics_addr: None,
             },
             ws: WsConfig {
                 init_timeout: Duration::from_secs(10),
@@ -174,20 +200,26 @@ impl Default for Config {
                 send_timeout: Duration::from_secs(10),
             },
             graphql: GraphqlConfig {
+                max_nesting: 64,
+                max_tokens: 10_000,
                 max_depth: 20,
                 max_complexity: 5000,
                 max_aliases: 50,
+                max_directives: 50,
                 max_batch: 16,
                 introspection: true,
             },
             limits: RateLimits {
-                login_per_account: 10,
+                login_per_account_ip: 10,
+                login_per_account: 100,
                 login_per_ip: 60,
                 register_per_ip: 20,
                 refresh_per_ip: 120,
                 refresh_per_user: 60,
                 send_per_user: 120,
                 send_per_ip: 600,
+                write_per_user: 300,
+                write_per_ip: 1200,
             },
             log_format: LogFormat::Pretty,
             shutdown_grace: Duration::from_secs(10),
@@ -261,6 +293,10 @@ impl Config {
 
         let limits = &mut config.limits;
         for (name, limit) in [
+            (
+                "LOGIN_RATE_PER_ACCOUNT_IP",
+                &mut limits.login_per_account_ip,
+            ),
             ("LOGIN_RATE_PER_ACCOUNT", &mut limits.login_per_account),
             ("LOGIN_RATE_PER_IP", &mut limits.login_per_ip),
             ("REGISTER_RATE_PER_IP", &mut limits.register_per_ip),
@@ -268,6 +304,8 @@ impl Config {
             ("REFRESH_RATE_PER_USER", &mut limits.refresh_per_user),
             ("SEND_RATE_PER_USER", &mut limits.send_per_user),
             ("SEND_RATE_PER_IP", &mut limits.send_per_ip),
+            ("WRITE_RATE_PER_USER", &mut limits.write_per_user),
+            ("WRITE_RATE_PER_IP", &mut limits.write_per_ip),
         ] {
             if let Some(v) = get(name) {
                 *limit = parse(name, &v)?;
@@ -285,6 +323,9 @@ impl Config {
         }
         if let Some(v) = get("TRUST_FORWARDED_FOR") {
             config.http.trust_forwarded_for = parse("TRUST_FORWARDED_FOR", &v)?;
+        }
+        if let Some(v) = get("METRICS_ADDR") {
+            config.http.metrics_addr = Some(parse("METRICS_ADDR", &v)?);
         }
         if let Some(v) = get("WS_INIT_TIMEOUT_SECONDS") {
             config.ws.init_timeout = Duration::from_secs(parse("WS_INIT_TIMEOUT_SECONDS", &v)?);
@@ -307,9 +348,12 @@ impl Config {
 
         let graphql = &mut config.graphql;
         for (name, limit) in [
+            ("GRAPHQL_MAX_NESTING", &mut graphql.max_nesting),
+            ("GRAPHQL_MAX_TOKENS", &mut graphql.max_tokens),
             ("GRAPHQL_MAX_DEPTH", &mut graphql.max_depth),
             ("GRAPHQL_MAX_COMPLEXITY", &mut graphql.max_complexity),
             ("GRAPHQL_MAX_ALIASES", &mut graphql.max_aliases),
+            ("GRAPHQL_MAX_DIRECTIVES", &mut graphql.max_directives),
             ("GRAPHQL_MAX_BATCH", &mut graphql.max_batch),
         ] {
             if let Some(v) = get(name) {
@@ -372,6 +416,8 @@ impl Config {
             return Err(invalid("WS_SEND_TIMEOUT_SECONDS", "must be positive"));
         }
         for (name, limit) in [
+            ("GRAPHQL_MAX_NESTING", self.graphql.max_nesting),
+            ("GRAPHQL_MAX_TOKENS", self.graphql.max_tokens),
             ("GRAPHQL_MAX_DEPTH", self.graphql.max_depth),
             ("GRAPHQL_MAX_COMPLEXITY", self.graphql.max_complexity),
             ("GRAPHQL_MAX_BATCH", self.graphql.max_batch),
@@ -380,6 +426,19 @@ impl Config {
             if limit == 0 {
                 return Err(invalid(name, "must be positive"));
             }
+        }
+        if self.graphql.max_nesting > MAX_NESTING_LIMIT {
+            return Err(invalid(
+                "GRAPHQL_MAX_NESTING",
+                format!("must be at most {MAX_NESTING_LIMIT}"),
+            ));
+        }
+        // A document `max_depth` fields deep nests at least that deep.
+        if self.graphql.max_nesting < self.graphql.max_depth {
+            return Err(invalid(
+                "GRAPHQL_MAX_NESTING",
+                "must be at least GRAPHQL_MAX_DEPTH",
+            ));
         }
         if self.database.max_connections == 0 {
             return Err(invalid("DATABASE_MAX_CONNECTIONS", "must be positive"));
@@ -454,6 +513,28 @@ mod tests {
         assert_eq!(config.graphql.max_depth, 7);
         let err = from(&[("GRAPHQL_MAX_DEPTH", "0")]).unwrap_err();
         assert!(err.to_string().starts_with("GRAPHQL_MAX_DEPTH"), "{err}");
+    }
+
+    #[test]
+    fn nesting_is_bounded_on_both_sides() {
+        assert_eq!(
+            from(&[("GRAPHQL_MAX_NESTING", "256")])
+                .unwrap()
+                .graphql
+                .max_nesting,
+            256
+        );
+        for (vars, wanted) in [
+            (vec![("GRAPHQL_MAX_NESTING", "257")], "must be at most 256"),
+            (vec![("GRAPHQL_MAX_NESTING", "0")], "must be positive"),
+            (
+                vec![("GRAPHQL_MAX_NESTING", "30"), ("GRAPHQL_MAX_DEPTH", "31")],
+                "must be at least GRAPHQL_MAX_DEPTH",
+            ),
+        ] {
+            let err = from(&vars).unwrap_err().to_string();
+            assert_eq!(err, format!("GRAPHQL_MAX_NESTING: {wanted}"));
+        }
     }
 
     #[test]

@@ -81,6 +81,14 @@ impl AppError {
         }
     }
 
+    /// This error as a request-level GraphQL error (no path, no position): for answers given
+    /// before any resolver runs.
+    pub fn to_server_error(&self) -> async_graphql::ServerError {
+        let mut error = async_graphql::ServerError::new(self.to_string(), None);
+        error.extensions = self.extend().extensions;
+        error
+    }
+
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::Unauthenticated(_) => ErrorCode::Unauthenticated,

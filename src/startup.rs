@@ -10,6 +10,8 @@ use crate::{config::Config, db, graphql, http, state::AppState};
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    /// `/metrics` on an address of its own (`METRICS_ADDR`), if configured.
+    metrics: Option<TcpListener>,
     state: AppState,
 }
 
@@ -28,9 +30,18 @@ impl Application {
         let listener = TcpListener::bind(bind_addr)
             .await
             .with_context(|| format!("bind {bind_addr} (BIND_ADDR)"))?;
+        let metrics = match state.config.http.metrics_addr {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("bind {addr} (METRICS_ADDR)"))?,
+            ),
+            None => None,
+        };
         Ok(Self {
             listener,
             router,
+            metrics,
             state,
         })
     }
@@ -39,6 +50,13 @@ impl Application {
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// Where `/metrics` is served when it has an address of its own.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
     }
 
     pub fn state(&self) -> &AppState {
@@ -54,6 +72,18 @@ impl Application {
     ) -> anyhow::Result<()> {
         let open_files = crate::os::raise_open_files_limit();
         tracing::info!(addr = %self.local_addr(), ?open_files, "serving GraphQL on /graphql");
+        if let Some(metrics) = self.metrics {
+            tracing::info!(addr = ?metrics.local_addr().ok(), "serving /metrics");
+            let stopping = self.state.shutdown.clone();
+            tokio::spawn(async move {
+                let served = axum::serve(metrics, http::metrics_router())
+                    .with_graceful_shutdown(stopping.cancelled_owned())
+                    .await;
+                if let Err(err) = served {
+                    tracing::error!(error = %err, "metrics listener failed");
+                }
+            });
+        }
         // Small writes (a chat message, a response) go out at once instead of waiting for the
         // previous one's acknowledgement (Nagle), which can hold them for tens of ms.
         let listener = self.listener.tap_io(|stream| {

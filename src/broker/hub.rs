@@ -1,5 +1,6 @@
-//! One instance's fan-out point: a broadcast channel per room with subscribers, one for
-//! session revocations, and a signal telling subscribers to catch up from the database.
+//! One instance's fan-out point: a broadcast channel per room with subscribers, the revocation
+//! set (whose entries close the sockets of the sessions they name), and a signal telling
+//! subscribers to catch up from the database.
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
@@ -12,9 +13,6 @@ use uuid::Uuid;
 use super::{ChatMessage, Event};
 use crate::service::auth::Revocations;
 
-/// Revocations held for sockets that are busy; one that misses some checks the revocation set.
-const SESSION_BUFFER: usize = 1024;
-
 #[derive(Debug, Clone)]
 pub enum RoomEvent {
     Message(Arc<ChatMessage>),
@@ -26,7 +24,6 @@ pub struct Hub {
     /// Events a room's channel holds for subscribers that are busy (`WS_SUBSCRIBER_BUFFER`):
     /// the bound on a room's memory, and on how far behind a subscriber may fall.
     room_buffer: usize,
-    revoked: broadcast::Sender<Uuid>,
     resync: watch::Sender<u64>,
     revocations: Arc<Revocations>,
 }
@@ -36,7 +33,6 @@ impl Hub {
         Arc::new(Self {
             rooms: Mutex::new(HashMap::new()),
             room_buffer,
-            revoked: broadcast::channel(SESSION_BUFFER).0,
             resync: watch::channel(0).0,
             revocations,
         })
@@ -57,18 +53,9 @@ impl Hub {
         }
     }
 
-    /// Ids of sessions revoked from now on.
-    pub fn revoked_sessions(&self) -> broadcast::Receiver<Uuid> {
-        self.revoked.subscribe()
-    }
-
     /// Changes whenever events may have been missed (the Postgres listener reconnected).
     pub fn resyncs(&self) -> watch::Receiver<u64> {
         self.resync.subscribe()
-    }
-
-    pub fn revocations(&self) -> &Arc<Revocations> {
-        &self.revocations
     }
 
     pub fn dispatch(&self, event: Event) {
@@ -82,7 +69,6 @@ impl Hub {
             Event::Revoked(sessions) => {
                 for session in sessions {
                     self.revocations.insert(session, Duration::ZERO);
-                    let _ = self.revoked.send(session);
                 }
             }
         }

@@ -108,7 +108,7 @@ impl AuthMutation {
         let password = Password::for_login("password", &password)?;
         state(ctx)?
             .auth
-            .delete_account(viewer(ctx)?, password)
+            .delete_account(viewer(ctx)?, password, client_ip(ctx))
             .await?;
         Ok(true)
     }

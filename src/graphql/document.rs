@@ -1,8 +1,12 @@
-//! Parsed documents: cached, and compact.
+//! Documents as they arrive: scanned, parsed, checked against the document limits, cached, and
+//! compact. Every request's document comes from `Documents::parse` (`http::wire` builds every
+//! request), so nothing recursive, async-graphql's parser included, ever sees a text that has
+//! not passed the scan first (see `scan`).
 //!
 //! Clients send the same few documents over and over, and parsing one costs more than
 //! executing `{ __typename }` (it was an eighth of the server's time under load), so each
-//! distinct document is parsed once and reused, as Apollo Server's document cache does.
+//! distinct document that passes is parsed and checked once and reused, as Apollo Server's
+//! document cache does. Refusals are not kept: they cost a scan each time, no more.
 //!
 //! A subscription holds its parsed document for as long as it lives (every event resolves
 //! its selection set). The parser builds each list with room to grow, typically four slots
@@ -10,45 +14,63 @@
 //! out is exact-size: about 1.5 KB less per subscription, a tenth of an idle socket's cost.
 use std::{num::NonZeroUsize, sync::Mutex};
 
-use async_graphql::parser::{
-    parse_query,
-    types::{DocumentOperations, ExecutableDocument, Selection, SelectionSet},
+use async_graphql::{
+    ServerError,
+    parser::{
+        parse_query,
+        types::{DocumentOperations, ExecutableDocument, Selection, SelectionSet},
+    },
 };
 use lru::LruCache;
+
+use super::{errors::with_code, limits::DocumentLimits, scan};
+use crate::{config::GraphqlConfig, error::ErrorCode};
 
 /// Distinct documents kept; the least recently used goes first.
 const CACHED_DOCUMENTS: usize = 1024;
 /// Longer documents are parsed every time rather than kept.
 const MAX_CACHED_LENGTH: usize = 16 * 1024;
 
-pub struct DocumentCache {
-    documents: Mutex<LruCache<String, ExecutableDocument>>,
+pub struct Documents {
+    cache: Mutex<LruCache<String, ExecutableDocument>>,
+    max_nesting: usize,
+    max_tokens: usize,
+    limits: DocumentLimits,
 }
 
-impl Default for DocumentCache {
-    fn default() -> Self {
+impl Documents {
+    pub fn new(config: &GraphqlConfig) -> Self {
         Self {
-            documents: Mutex::new(LruCache::new(
+            cache: Mutex::new(LruCache::new(
                 NonZeroUsize::new(CACHED_DOCUMENTS).expect("non-zero capacity"),
             )),
+            max_nesting: config.max_nesting,
+            max_tokens: config.max_tokens,
+            limits: DocumentLimits::new(config),
         }
     }
-}
 
-impl DocumentCache {
-    /// The parsed document for `query`, or `None` if it does not parse (execution then
-    /// reports why, with the usual error).
-    pub fn parse(&self, query: &str) -> Option<ExecutableDocument> {
-        let lock = || self.documents.lock().unwrap_or_else(|e| e.into_inner());
+    /// The parsed document for `query`, or why it is refused: `GRAPHQL_PARSE_FAILED` (over the
+    /// scan's limits, or not GraphQL) or `GRAPHQL_VALIDATION_FAILED` (over a document limit).
+    pub fn parse(&self, query: &str) -> Result<ExecutableDocument, ServerError> {
+        let lock = || self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(doc) = lock().get(query) {
-            return Some(doc.clone());
+            return Ok(doc.clone());
         }
-        let mut doc = parse_query(query).ok()?;
+        scan::scan(query, self.max_nesting, self.max_tokens).map_err(|refused| {
+            with_code(
+                ServerError::new(refused.message(), Some(refused.pos())),
+                ErrorCode::GraphqlParseFailed,
+            )
+        })?;
+        let mut doc =
+            parse_query(query).map_err(|e| with_code(e.into(), ErrorCode::GraphqlParseFailed))?;
+        self.limits.check(&doc)?;
         compact(&mut doc);
         if query.len() <= MAX_CACHED_LENGTH {
             lock().put(query.to_owned(), doc.clone());
         }
-        Some(doc)
+        Ok(doc)
     }
 }
 
@@ -95,24 +117,61 @@ fn compact_set(set: &mut SelectionSet) {
 mod tests {
     use super::*;
 
+    fn documents() -> Documents {
+        Documents::new(&crate::config::Config::default().graphql)
+    }
+
+    fn code(err: &ServerError) -> &str {
+        match err.extensions.as_ref().and_then(|e| e.get("code")) {
+            Some(async_graphql::Value::String(code)) => code,
+            _ => "none",
+        }
+    }
+
     #[test]
     fn documents_are_parsed_once_and_handed_out_compact() {
-        let cache = DocumentCache::default();
+        let documents = documents();
         let query = "{ me { id username } }";
-        let first = cache.parse(query).unwrap();
-        let second = cache.parse(query).unwrap();
+        let first = documents.parse(query).unwrap();
+        let second = documents.parse(query).unwrap();
         assert_eq!(format!("{first:?}"), format!("{second:?}"));
-        assert_eq!(cache.documents.lock().unwrap().len(), 1);
+        assert_eq!(documents.cache.lock().unwrap().len(), 1);
         let DocumentOperations::Single(op) = &second.operations else {
             panic!("one operation")
         };
         assert_eq!(op.node.selection_set.node.items.capacity(), 1);
-        assert!(cache.parse("{ me {").is_none());
+        let refused = documents.parse("{ me {").unwrap_err();
+        assert_eq!(code(&refused), "GRAPHQL_PARSE_FAILED");
         assert_eq!(
-            cache.documents.lock().unwrap().len(),
+            documents.cache.lock().unwrap().len(),
             1,
             "failures are not kept"
         );
+    }
+
+    #[test]
+    fn text_over_the_scan_limits_never_reaches_the_parser() {
+        let documents = documents();
+        // Deep enough to overflow the parser's stack, were it to see it.
+        for depth in [65, 2_000, 100_000] {
+            let query = format!("{{ __type(name: {}) {{ name }} }}", "[".repeat(depth));
+            let refused = documents.parse(&query).unwrap_err();
+            assert_eq!(code(&refused), "GRAPHQL_PARSE_FAILED");
+            assert_eq!(refused.message, "the document nests deeper than 64 levels");
+        }
+        let many = format!("{{ {} }}", "__typename ".repeat(20_000));
+        assert_eq!(
+            code(&documents.parse(&many).unwrap_err()),
+            "GRAPHQL_PARSE_FAILED"
+        );
+    }
+
+    #[test]
+    fn parsed_documents_over_a_limit_fail_validation() {
+        let refused = documents()
+            .parse("{ ...A } fragment A on Query { ...A }")
+            .unwrap_err();
+        assert_eq!(code(&refused), "GRAPHQL_VALIDATION_FAILED");
     }
 
     #[test]

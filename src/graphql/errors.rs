@@ -1,19 +1,20 @@
 //! Gives every error `extensions.code`, for every transport, in one place.
 //!
-//! Parse failures become `GRAPHQL_PARSE_FAILED`; invalid documents
-//! `GRAPHQL_VALIDATION_FAILED`; variables that do not coerce `BAD_USER_INPUT`; errors whose
-//! source is an `AppError` take its code (see `error.rs`); anything else raised while
-//! executing is an internal error: logged with its cause, sent as a fixed message.
+//! Documents refused before execution come coded from `document` (`GRAPHQL_PARSE_FAILED`, or
+//! `GRAPHQL_VALIDATION_FAILED` over a document limit) and are answered by `refused`; documents
+//! that fail validation get `GRAPHQL_VALIDATION_FAILED`; variables that do not coerce
+//! `BAD_USER_INPUT`; errors whose source is an `AppError` take its code (see `error.rs`);
+//! anything else raised while executing is an internal error: logged with its cause, sent as
+//! a fixed message.
 use std::sync::{Arc, Mutex};
 
 use async_graphql::{
-    ErrorExtensions, Response, ServerError, ServerResult, ValidationResult, Variables,
+    ErrorExtensions, Response, ServerError, ServerResult, ValidationResult,
     extensions::{
-        Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest,
-        NextRequest, NextSubscribe, NextValidation,
+        Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextRequest,
+        NextSubscribe, NextValidation,
     },
     futures_util::stream::{BoxStream, StreamExt},
-    parser::types::ExecutableDocument,
 };
 
 use super::variables;
@@ -83,24 +84,6 @@ impl Extension for ErrorCodesExtension {
         next.run(ctx, request).await
     }
 
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        // Inner extensions (document limits) may refuse a document that parsed, with a code of
-        // their own; whatever else fails here failed to parse.
-        next.run(ctx, query, variables).await.map_err(|e| {
-            if code_of(&e).is_some() {
-                e
-            } else {
-                with_code(e, ErrorCode::GraphqlParseFailed)
-            }
-        })
-    }
-
     async fn validation(
         &self,
         ctx: &ExtensionContext<'_>,
@@ -120,6 +103,14 @@ impl Extension for ErrorCodesExtension {
                 .collect()),
         }
     }
+}
+
+/// The answer to a request refused before it reached the schema (its document, or a request
+/// field over a limit): a request error, coded and counted like every other.
+pub fn refused(error: ServerError) -> Response {
+    let mut response = Response::from_errors(vec![error]);
+    finish(&mut response.errors);
+    response
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -18,7 +18,7 @@ use crate::{
     domain::{ClientMsgId, MessageBody},
     entity::room,
     error::{AppError, AppResult},
-    service::chat::NewMessage,
+    service::chat::{NewMessage, Replays},
 };
 
 pub struct Message(pub Arc<ChatMessage>);
@@ -190,9 +190,16 @@ impl MessageSubscription {
             .transpose()
             .map_err(|_| AppError::bad_input("after", "invalid cursor"))?
             .map(|c| c.0);
+        // Over a socket, replays take turns from the socket's own (see `http::ws`).
+        let replays = ctx.data_opt::<Replays>().cloned();
         // Boxed: async-graphql keeps this future's space for the subscription's lifetime (it
         // shares an allocation with the stream), and the access query inside it is large.
-        let feed = Box::pin(state(ctx)?.chat.subscribe(viewer(ctx)?, room_id, after)).await?;
+        let feed = Box::pin(
+            state(ctx)?
+                .chat
+                .subscribe(viewer(ctx)?, room_id, after, replays),
+        )
+        .await?;
         Ok(feed.map(|item| item.map(Message)))
     }
 }

@@ -7,9 +7,11 @@ mod limits;
 mod message;
 pub mod pagination;
 mod room;
+mod scan;
 pub mod schema;
 mod user;
 pub mod variables;
+mod writes;
 
 pub use schema::{AppSchema, build, sdl};
 

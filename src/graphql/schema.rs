@@ -4,10 +4,10 @@ use async_graphql::{MergedObject, MergedSubscription, Schema, SchemaBuilder};
 use super::{
     auth::AuthMutation,
     errors::ErrorCodes,
-    limits::DocumentLimits,
     message::{MessageMutation, MessageQuery, MessageSubscription},
     room::{RoomMutation, RoomQuery},
     user::UserQuery,
+    writes::WriteLimits,
 };
 use crate::state::AppState;
 
@@ -35,10 +35,13 @@ fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
 pub fn build(state: AppState) -> AppSchema {
     let config = state.config.graphql.clone();
     let mut builder = builder()
-        // After `ErrorCodes`, so that its hooks wrap these.
-        .extension(DocumentLimits::new(&config))
+        .extension(WriteLimits::new(&state.config.limits))
         .limit_depth(config.max_depth)
-        .limit_complexity(config.max_complexity);
+        .limit_complexity(config.max_complexity)
+        // async-graphql's own walk of nested selection sets (fragments included), which runs
+        // before validation. `Documents` has refused anything nesting deeper already; this
+        // keeps async-graphql's default (32) from refusing first, with a message of its own.
+        .limit_recursive_depth(config.max_nesting);
     if !config.introspection {
         builder = builder.disable_introspection();
     }

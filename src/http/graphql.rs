@@ -66,8 +66,13 @@ pub async fn post(
             );
         }
         let responses = futures_util::future::join_all(requests.into_iter().map(|params| {
-            http.schema
-                .execute(params.into_request(caller.clone(), &http.documents))
+            let request = params.into_request(caller.clone(), &http.documents);
+            async {
+                match request {
+                    Ok(request) => http.schema.execute(request).await,
+                    Err(refused) => *refused,
+                }
+            }
         }))
         .await;
         let wire: Vec<WireResponse> = responses.iter().map(WireResponse::new).collect();
@@ -77,10 +82,10 @@ pub async fn post(
         Ok(params) => params,
         Err(err) => return invalid_body(media, err),
     };
-    let response = http
-        .schema
-        .execute(params.into_request(caller, &http.documents))
-        .await;
+    let response = match params.into_request(caller, &http.documents) {
+        Ok(request) => http.schema.execute(request).await,
+        Err(refused) => *refused,
+    };
     graphql_response(media, response)
 }
 
@@ -131,14 +136,17 @@ pub async fn get(
             );
         }
     };
-    let mut request = RequestParams {
+    let request = RequestParams {
         query,
         operation_name: params.operation_name,
         variables,
     }
     .into_request(caller, &http.documents);
-    // GET is for reads: it can be cached, prefetched and sent by an <img> tag. A document that
-    // does not parse is left for `execute` to report with its usual error.
+    let mut request = match request {
+        Ok(request) => request,
+        Err(refused) => return graphql_response(media, *refused),
+    };
+    // GET is for reads: it can be cached, prefetched and sent by an <img> tag.
     let operation_name = request.operation_name.clone();
     let operation_type = request
         .parsed_query()

@@ -25,7 +25,7 @@ use tower_http::{
 };
 
 use crate::{
-    graphql::{AppSchema, document::DocumentCache},
+    graphql::{AppSchema, document::Documents},
     state::AppState,
 };
 
@@ -38,7 +38,7 @@ pub struct HttpState(Arc<HttpContext>);
 pub struct HttpContext {
     pub state: AppState,
     pub schema: AppSchema,
-    pub documents: DocumentCache,
+    pub documents: Documents,
     pub sockets: Arc<ws::Sockets>,
 }
 
@@ -55,16 +55,21 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn router(state: AppState, schema: AppSchema) -> Router {
     let config = state.config.http.clone();
     let sockets = ws::Sockets::new(state.config.ws.max_sockets_per_user);
-    let routes = Router::new()
+    let documents = Documents::new(&state.config.graphql);
+    let mut routes = Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(metrics::render))
+        .route("/readyz", get(health::readyz));
+    // Beside the API unless it has an address of its own (`metrics_router`).
+    if config.metrics_addr.is_none() {
+        routes = routes.route("/metrics", get(metrics::render));
+    }
+    let routes = routes
         .route_layer(middleware::from_fn(metrics::track))
         .with_state(HttpState(Arc::new(HttpContext {
             state,
             schema,
-            documents: DocumentCache::default(),
+            documents,
             sockets,
         })));
 
@@ -105,4 +110,9 @@ pub fn router(state: AppState, schema: AppSchema) -> Router {
             }),
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// `/metrics` alone, for `METRICS_ADDR`.
+pub fn metrics_router() -> Router {
+    Router::new().route("/metrics", get(metrics::render))
 }

@@ -4,7 +4,14 @@ use std::collections::BTreeMap;
 use async_graphql::{Request, Response, ServerError, Value, Variables};
 use serde::{Deserialize, Serialize};
 
-use crate::graphql::{document::DocumentCache, guard::Caller};
+use crate::{
+    error::AppError,
+    graphql::{document::Documents, errors::refused, guard::Caller},
+};
+
+/// The longest `operationName` accepted, in bytes. Names are identifiers a client picks; an
+/// unknown one is repeated in the error, so its length must not be the client's to choose.
+pub const MAX_OPERATION_NAME: usize = 128;
 
 /// The fields of a GraphQL request: a POST body, GET parameters (as strings, decoded first),
 /// or a WebSocket `subscribe` payload.
@@ -17,18 +24,35 @@ pub struct RequestParams {
 }
 
 impl RequestParams {
-    /// The request to execute, with its document from `documents` when it parses.
-    pub fn into_request(self, caller: Caller, documents: &DocumentCache) -> Request {
-        let parsed = documents.parse(&self.query);
-        let mut request = Request::new(self.query).data(caller);
-        if let Some(doc) = parsed {
-            request.set_parsed_query(doc);
+    /// The request to execute, its document parsed by `documents`; or the answer refusing it
+    /// (a request error) when the document or a field is over a limit. This is the only way
+    /// the server builds a request, so the schema only ever sees documents that passed.
+    pub fn into_request(
+        self,
+        caller: Caller,
+        documents: &Documents,
+    ) -> Result<Request, Box<Response>> {
+        if self
+            .operation_name
+            .as_ref()
+            .is_some_and(|name| name.len() > MAX_OPERATION_NAME)
+        {
+            let error = AppError::bad_input(
+                "operationName",
+                format!("operationName must be at most {MAX_OPERATION_NAME} bytes"),
+            );
+            return Err(Box::new(refused(error.to_server_error())));
         }
+        let doc = documents
+            .parse(&self.query)
+            .map_err(|error| Box::new(refused(error)))?;
+        let mut request = Request::new(self.query).data(caller);
+        request.set_parsed_query(doc);
         request.operation_name = self.operation_name;
         if let Some(variables) = self.variables {
             request.variables = Variables::from_json(serde_json::Value::Object(variables));
         }
-        request
+        Ok(request)
     }
 }
 

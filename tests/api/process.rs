@@ -13,18 +13,23 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 /// `chat-server` in a process of its own, on a fresh SQLite file, logging JSON.
-struct ServerProcess {
+pub struct ServerProcess {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
-    app: TestApp,
+    pub app: TestApp,
     _dir: tempfile::TempDir,
 }
 
 impl ServerProcess {
-    async fn start(env: &[(&str, &str)]) -> Self {
+    /// The binary of this build (the test profile's).
+    pub async fn start(env: &[(&str, &str)]) -> Self {
+        Self::start_binary(env!("CARGO_BIN_EXE_chat-server"), env).await
+    }
+
+    pub async fn start_binary(binary: &str, env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("chat.db").display());
-        let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+        let mut child = Command::new(binary)
             .current_dir(dir.path())
             .env_clear()
             .env("DATABASE_URL", &url)
@@ -90,6 +95,11 @@ impl ServerProcess {
             assert!(start.elapsed() < within, "still running after {within:?}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Whether the process still runs (a stack overflow would have aborted it).
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
     }
 
     fn log(&self) -> String {

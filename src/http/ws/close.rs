@@ -28,6 +28,8 @@ pub enum Close {
     TooManySockets,
     /// The client stopped reading: writes do not complete. No close frame can get through.
     Stalled,
+    /// A write failed: the connection is gone.
+    Lost,
     /// The client said goodbye (legacy `connection_terminate`).
     Terminated,
 }
@@ -45,7 +47,7 @@ impl Close {
             Self::TooBig => 1009,
             // 1013 "try again later": graphql-ws clients reconnect after it, as they should.
             Self::FellBehind | Self::TooManySockets => 1013,
-            Self::Stalled => 1006,
+            Self::Stalled | Self::Lost => 1006,
             Self::Terminated => 1000,
         }
     }
@@ -66,7 +68,7 @@ impl Close {
             Self::TooBig => "message too big".into(),
             Self::FellBehind => "subscriber fell behind; resume with after".into(),
             Self::TooManySockets => "too many sockets for this user".into(),
-            Self::Stalled => String::new(),
+            Self::Stalled | Self::Lost => String::new(),
             Self::Terminated => String::new(),
         }
     }
@@ -75,7 +77,7 @@ impl Close {
     /// bytes a close frame has room for (a longer one breaks the frame), at a character
     /// boundary: a client-chosen id can make it any length.
     pub fn frame(&self) -> Option<Message> {
-        (!matches!(self, Self::Stalled)).then(|| {
+        (!matches!(self, Self::Stalled | Self::Lost)).then(|| {
             let mut reason = self.reason();
             let mut end = reason.len().min(MAX_REASON_BYTES);
             while !reason.is_char_boundary(end) {

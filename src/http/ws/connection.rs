@@ -1,22 +1,29 @@
 //! One WebSocket connection: the protocol state machine, driving the schema's execution
 //! streams.
 //!
-//! One task per socket, no task per subscription: the task waits on the socket, on every
-//! subscription's stream (a `StreamMap`), and on the timers and events that can end the
-//! socket (init timeout, token expiry, session revocation, shutdown), whichever comes first.
+//! One task per socket, no task per subscription: the task waits on the events that end the
+//! socket (shutdown, its session's revocation, the init timeout or the token's expiry) first,
+//! then on the socket and every subscription's stream (a `StreamMap`), which take turns. A
+//! client that floods the socket, or a subscription that always has something to deliver
+//! (a long replay), cannot hold off the socket's closing, nor each other.
+//!
+//! Every close the server starts finishes the close handshake (`finish`): the close frame
+//! goes out, and what the client still sends is read and dropped until its own close frame
+//! arrives. Dropping a connection with unread data makes the kernel answer with a reset, and
+//! the client would see 1006 instead of the code that says why.
 use std::{
     net::IpAddr,
+    pin::Pin,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
-use async_graphql::{ErrorExtensions, Response, ServerError};
+use async_graphql::Response;
 use axum::extract::ws::{Message, WebSocket};
 use futures_util::{StreamExt, stream::BoxStream};
-use tokio::time::sleep_until;
-use tokio_stream::{
-    StreamMap,
-    wrappers::{BroadcastStream, WatchStream, errors::BroadcastStreamRecvError},
-};
+use tokio::{sync::Semaphore, time::sleep_until};
+use tokio_stream::StreamMap;
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::{
     close::Close,
@@ -26,12 +33,23 @@ use super::{
 use crate::{
     error::AppError,
     graphql::guard::Caller,
-    http::{HttpState, wire::is_request_error},
-    service::auth::{AuthError, TokenError, Viewer},
+    http::{
+        HttpState,
+        wire::{RequestParams, is_request_error},
+    },
+    service::{
+        auth::{AuthError, SessionWatch, TokenError, Viewer},
+        chat::Replays,
+    },
 };
 
 /// A subscription's responses, then `None` when it ends (to send `complete`).
 type Results = BoxStream<'static, Option<Response>>;
+
+/// Subscriptions of one socket that may replay history from the database at once; the others
+/// wait their turn. A replay holds a batch of messages in memory (`service::chat::feed`), so
+/// this bounds what one socket can make the server hold, and read, at a time.
+const REPLAYS_PER_SOCKET: usize = 4;
 
 pub struct Connection {
     socket: WebSocket,
@@ -39,17 +57,52 @@ pub struct Connection {
     http: HttpState,
     ip: IpAddr,
     /// Set by `connection_init`; `None` until then.
-    viewer: Option<Viewer>,
+    session: Option<Session>,
     /// This socket's place among its user's sockets, taken at `connection_init`.
     claim: Option<Claim>,
     /// Before `connection_ack`, when the init timeout closes the socket; after, when the
     /// viewer's token expires (moved by a re-auth ping).
     deadline: Instant,
     subscriptions: StreamMap<String, Results>,
+    replays: Replays,
+}
+
+/// The signed-in side of a socket: who, and the watch that ends it when the session is revoked.
+struct Session {
+    viewer: Viewer,
+    _watch: SessionWatch,
+    revoked: Pin<Box<WaitForCancellationFutureOwned>>,
 }
 
 /// What handling one event asks of the loop.
 type Step = Result<(), Close>;
+
+/// What woke the socket's task.
+enum Event {
+    /// Shutdown, the session's revocation, the init timeout or the token's expiry.
+    Ends(Close),
+    Frame(Option<Result<Message, axum::Error>>),
+    Result(String, Option<Response>),
+    KeepAlive,
+}
+
+/// The next frame, delivery or keep-alive, whichever is ready; when several are, chosen at
+/// random, so that neither a client that sends back to back nor a subscription that always
+/// has something to deliver (a long replay) holds the other off.
+async fn io(
+    socket: &mut WebSocket,
+    subscriptions: &mut StreamMap<String, Results>,
+    keepalive: &mut tokio::time::Interval,
+    signed_in: bool,
+) -> Event {
+    tokio::select! {
+        frame = socket.recv() => Event::Frame(frame),
+        Some((id, result)) = subscriptions.next(), if !subscriptions.is_empty() => {
+            Event::Result(id, result)
+        }
+        _ = keepalive.tick(), if signed_in => Event::KeepAlive,
+    }
+}
 
 impl Connection {
     pub fn new(socket: WebSocket, protocol: Protocol, http: HttpState, ip: IpAddr) -> Self {
@@ -58,10 +111,11 @@ impl Connection {
             protocol,
             http,
             ip,
-            viewer: None,
+            session: None,
             claim: None,
             deadline: Instant::now(),
             subscriptions: StreamMap::new(),
+            replays: Replays(Arc::new(Semaphore::new(REPLAYS_PER_SOCKET))),
         }
     }
 
@@ -72,14 +126,10 @@ impl Connection {
         self.deadline = Instant::now() + config.init_timeout;
         let mut keepalive =
             tokio::time::interval_at((Instant::now() + config.keepalive).into(), config.keepalive);
-        // The sources that rarely fire live across iterations: rebuilt on every pass (one per
-        // delivery), each would register and unregister its waker every time.
-        let mut revoked = BroadcastStream::new(self.http.state.hub.revoked_sessions());
-        let mut resyncs = WatchStream::from_changes(self.http.state.hub.resyncs());
-        let shutdown = self.http.state.shutdown.clone();
-        let cancelled = shutdown.cancelled();
+        // A token of this socket's own: polling it costs nothing shared with other sockets.
+        let shutdown = self.http.state.shutdown.child_token().cancelled_owned();
         let deadline = sleep_until(self.deadline.into());
-        tokio::pin!(cancelled, deadline);
+        tokio::pin!(shutdown, deadline);
         let mut armed = self.deadline;
 
         let outcome: Result<(), Close> = loop {
@@ -87,46 +137,61 @@ impl Connection {
                 armed = self.deadline;
                 deadline.as_mut().reset(armed.into());
             }
-            // Biased, deliveries first: a socket woken for a delivery (the common case by
-            // far) polls nothing else. The feeds go pending between events and between
-            // catch-up batches, so the other branches are never starved for long.
-            let step = tokio::select! {
+            // Whatever ends the socket first; then the socket and the subscriptions, in turn.
+            let signed_in = self.session.is_some();
+            let event = tokio::select! {
                 biased;
-                Some((id, result)) = self.subscriptions.next(), if !self.subscriptions.is_empty() => {
-                    Box::pin(self.on_result(id, result)).await
+                () = &mut shutdown => Event::Ends(Close::GoingAway),
+                () = revoked(&mut self.session) => Event::Ends(Close::Auth(AuthError::Revoked)),
+                () = &mut deadline => Event::Ends(if signed_in {
+                    Close::Auth(AuthError::Token(TokenError::Expired))
+                } else {
+                    Close::InitTimeout
+                }),
+                event = io(&mut self.socket, &mut self.subscriptions, &mut keepalive, signed_in) => event,
+            };
+            // Handlers are boxed so that their (large) state is not part of every idle socket's
+            // task, only of the one handling a message.
+            let step = match event {
+                Event::Ends(close) => Err(close),
+                Event::Frame(Some(Ok(Message::Text(text)))) => Box::pin(self.on_text(&text)).await,
+                Event::Frame(Some(Ok(Message::Binary(_)))) => Err(Close::BadMessage(
+                    "binary messages are not supported".into(),
+                )),
+                // Pings are answered by the WebSocket layer itself.
+                Event::Frame(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => Ok(()),
+                Event::Frame(Some(Ok(Message::Close(_))) | None) => break Ok(()),
+                Event::Frame(Some(Err(err))) if is_too_big(&err) => Err(Close::TooBig),
+                Event::Frame(Some(Err(err))) => {
+                    tracing::debug!(error = %err, "WebSocket read failed");
+                    break Ok(());
                 }
-                frame = self.socket.recv() => match frame {
-                    // Handlers are boxed so that their (large) state is not part of every idle
-                    // socket's task, only of the one handling a message.
-                    Some(Ok(Message::Text(text))) => Box::pin(self.on_text(&text)).await,
-                    Some(Ok(Message::Binary(_))) => Err(Close::BadMessage("binary messages are not supported".into())),
-                    // Pings are answered by the WebSocket layer itself.
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
-                    Some(Ok(Message::Close(_))) | None => break Ok(()),
-                    Some(Err(err)) if is_too_big(&err) => Err(Close::TooBig),
-                    Some(Err(err)) => {
-                        tracing::debug!(error = %err, "WebSocket read failed");
-                        break Ok(());
-                    }
-                },
-                () = &mut cancelled => Err(Close::GoingAway),
-                () = &mut deadline => match self.viewer {
-                    None => Err(Close::InitTimeout),
-                    Some(_) => Err(Close::Auth(AuthError::Token(TokenError::Expired))),
-                },
-                Some(revocation) = revoked.next() => self.on_revocation(revocation),
-                Some(_) = resyncs.next() => self.check_session(),
-                _ = keepalive.tick(), if self.viewer.is_some() => self.send(ServerMessage::KeepAlive).await,
+                Event::Result(id, result) => Box::pin(self.on_result(id, result)).await,
+                Event::KeepAlive => self.send(ServerMessage::KeepAlive).await,
             };
             if let Err(close) = step {
                 break Err(close);
             }
         };
-        if let Err(close) = outcome {
+        // The subscriptions end now, not after the goodbye: their feeds stop reading.
+        metrics::gauge!("ws_subscriptions").decrement(self.subscriptions.len() as f64);
+        self.subscriptions.clear();
+        self.finish(outcome).await;
+        metrics::gauge!("ws_connections").decrement(1.0);
+    }
+
+    /// Says goodbye: the close frame (with a legacy `connection_error` first for a refused
+    /// init), then everything the client still sends is read and dropped until its close frame
+    /// comes back. When the client closed first, this reads the last of it and sends the
+    /// reply. All within `WS_SEND_TIMEOUT_SECONDS`: a client that reads nothing for that long
+    /// is gone, as everywhere else.
+    async fn finish(&mut self, outcome: Result<(), Close>) {
+        let deadline = tokio::time::Instant::now() + self.http.state.config.ws.send_timeout;
+        if let Err(close) = &outcome {
             tracing::debug!(code = close.code(), reason = %close.reason(), "closing WebSocket");
             metrics::counter!("ws_closes_total", "code" => close.code().to_string()).increment(1);
-            if let (Close::Auth(err), Protocol::Legacy) = (&close, self.protocol)
-                && self.viewer.is_none()
+            if let (Close::Auth(err), Protocol::Legacy, None) =
+                (close, self.protocol, &self.session)
             {
                 let _ = self
                     .send(ServerMessage::ConnectionError {
@@ -134,12 +199,26 @@ impl Connection {
                     })
                     .await;
             }
-            if let Some(frame) = close.frame() {
-                let _ = tokio::time::timeout(config.send_timeout, self.socket.send(frame)).await;
+            let Some(frame) = close.frame() else {
+                // Stalled or lost: nothing more gets through.
+                return;
+            };
+            let sent = tokio::time::timeout_at(deadline, self.socket.send(frame)).await;
+            if !matches!(sent, Ok(Ok(()))) {
+                return;
             }
         }
-        metrics::gauge!("ws_subscriptions").decrement(self.subscriptions.len() as f64);
-        metrics::gauge!("ws_connections").decrement(1.0);
+        let drained = async {
+            while let Some(Ok(frame)) = self.socket.recv().await {
+                if let Message::Close(_) = frame {
+                    // Reading on flushes tungstenite's reply (when the client closed first)
+                    // and then ends.
+                    while let Some(Ok(_)) = self.socket.recv().await {}
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout_at(deadline, drained).await;
     }
 
     async fn on_text(&mut self, text: &str) -> Step {
@@ -147,44 +226,7 @@ impl Connection {
             ClientMessage::ConnectionInit(payload) => self.on_init(payload).await,
             ClientMessage::Ping(payload) => self.on_ping(payload).await,
             ClientMessage::Pong => Ok(()),
-            ClientMessage::Subscribe { id, params } => {
-                let Some(viewer) = self.viewer.clone() else {
-                    return Err(Close::Unauthorized);
-                };
-                if self.subscriptions.contains_key(&id) {
-                    return Err(Close::DuplicateId(id));
-                }
-                let max = self.http.state.config.ws.max_subscriptions;
-                if max > 0 && self.subscriptions.len() >= max {
-                    // The socket and its other subscriptions are fine; this one is refused.
-                    let refused = AppError::Forbidden("too many subscriptions on this socket");
-                    let mut error = ServerError::new(refused.to_string(), None);
-                    error.extensions = refused.extend().extensions;
-                    return self
-                        .send(ServerMessage::Error {
-                            id: &id,
-                            errors: &[error],
-                        })
-                        .await;
-                }
-                let request = params.into_request(
-                    Caller {
-                        auth: Ok(viewer),
-                        ip: self.ip,
-                    },
-                    &self.http.documents,
-                );
-                let results = self
-                    .http
-                    .schema
-                    .execute_stream(request)
-                    .map(Some)
-                    .chain(futures_util::stream::once(async { None }))
-                    .boxed();
-                self.subscriptions.insert(id, results);
-                metrics::gauge!("ws_subscriptions").increment(1.0);
-                Ok(())
-            }
+            ClientMessage::Subscribe { id, params } => self.on_subscribe(id, params).await,
             ClientMessage::Complete { id } => {
                 if self.subscriptions.remove(&id).is_some() {
                     metrics::gauge!("ws_subscriptions").decrement(1.0);
@@ -195,8 +237,61 @@ impl Connection {
         }
     }
 
+    async fn on_subscribe(&mut self, id: String, params: RequestParams) -> Step {
+        let Some(session) = &self.session else {
+            return Err(Close::Unauthorized);
+        };
+        // The viewer was checked at `connection_init`; what runs now must still be allowed
+        // now. (The loop closes the socket on a revocation or at expiry, but this message may
+        // have been read first.)
+        self.http
+            .state
+            .auth
+            .recheck(&session.viewer)
+            .map_err(Close::Auth)?;
+        if self.subscriptions.contains_key(&id) {
+            return Err(Close::DuplicateId(id));
+        }
+        let max = self.http.state.config.ws.max_subscriptions;
+        if max > 0 && self.subscriptions.len() >= max {
+            // The socket and its other subscriptions are fine; this one is refused.
+            let refused = AppError::Forbidden("too many subscriptions on this socket");
+            return self
+                .send(ServerMessage::Error {
+                    id: &id,
+                    errors: &[refused.to_server_error()],
+                })
+                .await;
+        }
+        let caller = Caller {
+            auth: Ok(session.viewer.clone()),
+            ip: self.ip,
+        };
+        let request = match params.into_request(caller, &self.http.documents) {
+            Ok(request) => request.data(self.replays.clone()),
+            Err(refused) => {
+                return self
+                    .send(ServerMessage::Error {
+                        id: &id,
+                        errors: &refused.errors,
+                    })
+                    .await;
+            }
+        };
+        let results = self
+            .http
+            .schema
+            .execute_stream(request)
+            .map(Some)
+            .chain(futures_util::stream::once(async { None }))
+            .boxed();
+        self.subscriptions.insert(id, results);
+        metrics::gauge!("ws_subscriptions").increment(1.0);
+        Ok(())
+    }
+
     async fn on_init(&mut self, payload: Option<serde_json::Value>) -> Step {
-        if self.viewer.is_some() {
+        if self.session.is_some() {
             return Err(Close::TooManyInits);
         }
         let viewer = self.authenticate(payload.as_ref())?;
@@ -206,8 +301,7 @@ impl Connection {
                 .claim(viewer.user_id)
                 .ok_or(Close::TooManySockets)?,
         );
-        self.deadline = expiry(&viewer);
-        self.viewer = Some(viewer);
+        self.sign_in(viewer);
         self.send(ServerMessage::ConnectionAck).await?;
         // Legacy clients expect a keep-alive right away to start their timers.
         if self.protocol == Protocol::Legacy {
@@ -217,19 +311,29 @@ impl Connection {
     }
 
     /// A ping may carry a fresh access token for the same user: the socket then lives until
-    /// that token expires instead.
+    /// that token expires instead (and follows that token's session).
     async fn on_ping(&mut self, payload: Option<serde_json::Value>) -> Step {
-        if let (Some(current), Some(payload)) = (&self.viewer, payload.as_ref())
+        if let (Some(current), Some(payload)) = (&self.session, payload.as_ref())
             && token_in(payload).is_some()
         {
             let fresh = self.authenticate(Some(payload))?;
-            if fresh.user_id != current.user_id {
+            if fresh.user_id != current.viewer.user_id {
                 return Err(Close::OtherUser);
             }
-            self.deadline = expiry(&fresh);
-            self.viewer = Some(fresh);
+            self.sign_in(fresh);
         }
         self.send(ServerMessage::Pong).await
+    }
+
+    /// From now on the socket acts for `viewer`, until its token expires or its session ends.
+    fn sign_in(&mut self, viewer: Viewer) {
+        self.deadline = expiry(&viewer);
+        let watch = self.http.state.auth.watch_session(&viewer);
+        self.session = Some(Session {
+            revoked: Box::pin(watch.revoked()),
+            _watch: watch,
+            viewer,
+        });
     }
 
     fn authenticate(&self, payload: Option<&serde_json::Value>) -> Result<Viewer, Close> {
@@ -271,38 +375,6 @@ impl Connection {
         }
     }
 
-    fn on_revocation(&self, revocation: Result<uuid::Uuid, BroadcastStreamRecvError>) -> Step {
-        match revocation {
-            Ok(session)
-                if self
-                    .viewer
-                    .as_ref()
-                    .is_some_and(|v| v.session_id == session) =>
-            {
-                Err(Close::Auth(AuthError::Revoked))
-            }
-            Ok(_) => Ok(()),
-            // Missed some announcements: ask the revocation set instead.
-            Err(BroadcastStreamRecvError::Lagged(_)) => self.check_session(),
-        }
-    }
-
-    fn check_session(&self) -> Step {
-        match &self.viewer {
-            Some(viewer)
-                if self
-                    .http
-                    .state
-                    .hub
-                    .revocations()
-                    .is_revoked(&viewer.session_id) =>
-            {
-                Err(Close::Auth(AuthError::Revoked))
-            }
-            _ => Ok(()),
-        }
-    }
-
     async fn send(&mut self, message: ServerMessage<'_>) -> Step {
         let Some(text) = encode(self.protocol, message) else {
             return Ok(());
@@ -310,10 +382,11 @@ impl Connection {
         let timeout = self.http.state.config.ws.send_timeout;
         match tokio::time::timeout(timeout, self.socket.send(Message::Text(text.into()))).await {
             Ok(Ok(())) => Ok(()),
-            // A peer that is gone will be noticed by the next read; nothing to close.
+            // The peer is gone. Carrying on would keep the subscriptions running (a replay
+            // reading the database) for nobody.
             Ok(Err(err)) => {
                 tracing::debug!(error = %err, "WebSocket write failed");
-                Ok(())
+                Err(Close::Lost)
             }
             // The client stopped reading and the socket's buffers are full: waiting longer
             // would only hold this socket's memory (and its subscriptions) hostage.
@@ -344,8 +417,17 @@ fn is_too_big(err: &axum::Error) -> bool {
     )
 }
 
-/// When a token with this `exp` (seconds since the epoch) runs out, as an `Instant`.
+/// When a token with this `exp` (seconds since the epoch) is refused, as an `Instant`: the same
+/// instant as for HTTP (`service::auth::is_expired`), to the millisecond.
 fn expiry(viewer: &Viewer) -> Instant {
-    let left = viewer.expires_at - chrono::Utc::now().timestamp();
-    Instant::now() + Duration::from_secs(left.max(0) as u64)
+    let left = viewer.expires_at.saturating_mul(1000) - chrono::Utc::now().timestamp_millis();
+    Instant::now() + Duration::from_millis(left.max(0) as u64)
+}
+
+/// Completes when the socket's session is revoked; never before `connection_init`.
+async fn revoked(session: &mut Option<Session>) {
+    match session {
+        Some(session) => session.revoked.as_mut().await,
+        None => std::future::pending().await,
+    }
 }

@@ -56,13 +56,23 @@ struct RawMessage {
     payload: Option<Value>,
 }
 
+/// The longest subscription id accepted, in bytes. Every `next` repeats the id, so a client
+/// that chose it long would have the server hold and send its bytes again and again.
+pub const MAX_ID_BYTES: usize = 128;
+
 /// Decodes a text frame; the error is the close reason (4400).
 pub fn decode(protocol: Protocol, text: &str) -> Result<ClientMessage, String> {
     let raw: RawMessage = serde_json::from_str(text)
         .map_err(|_| "invalid message: not a JSON message object".to_owned())?;
     let id = || match &raw.id {
+        Some(id) if id.len() > MAX_ID_BYTES => Err(format!(
+            "invalid message: an id is at most {MAX_ID_BYTES} bytes"
+        )),
         Some(id) if !id.is_empty() => Ok(id.clone()),
-        _ => Err(format!("invalid message: {} needs an id", raw.kind)),
+        _ => Err(format!(
+            "invalid message: {} needs an id",
+            truncate(&raw.kind)
+        )),
     };
     let subscribe = || -> Result<ClientMessage, String> {
         let payload = raw
@@ -213,6 +223,24 @@ mod tests {
     }
 
     #[test]
+    fn ids_are_bounded() {
+        let subscribe = |id: &str| {
+            decode(
+                Protocol::TransportWs,
+                &serde_json::json!({ "type": "subscribe", "id": id, "payload": { "query": "{ a }" } })
+                    .to_string(),
+            )
+        };
+        assert!(subscribe(&"é".repeat(MAX_ID_BYTES / 2)).is_ok());
+        assert_eq!(
+            subscribe(&"é".repeat(MAX_ID_BYTES / 2 + 1)).err().unwrap(),
+            "invalid message: an id is at most 128 bytes"
+        );
+        let complete = serde_json::json!({ "type": "complete", "id": "x".repeat(10_000) });
+        assert!(decode(Protocol::TransportWs, &complete.to_string()).is_err());
+    }
+
+    #[test]
     fn messages_are_decoded_per_protocol() {
         let subscribe = r#"{"type":"subscribe","id":"1","payload":{"query":"{ __typename }"}}"#;
         assert!(matches!(
@@ -232,6 +260,10 @@ mod tests {
             r#"{"type":"subscribe","id":"","payload":{"query":"{ a }"}}"#,
             r#"{"type":"subscribe","id":"1"}"#,
             r#"{"type":"subscribe","id":"1","payload":{"query":42}}"#,
+            &format!(
+                r#"{{"type":"subscribe","id":"{}","payload":{{"query":"{{ a }}"}}}}"#,
+                "i".repeat(MAX_ID_BYTES + 1)
+            ),
             r#"{"type":"unknown"}"#,
         ] {
             assert!(decode(Protocol::TransportWs, bad).is_err(), "{bad}");

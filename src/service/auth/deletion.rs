@@ -2,6 +2,8 @@
 //! rooms keep their seqs without gaps. Its name and email are freed for a new account, its
 //! sessions end (tokens refused, sockets closed, on every instance, at once) and it can no
 //! longer log in.
+use std::net::IpAddr;
+
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
 
 use super::{Auth, Viewer};
@@ -14,15 +16,19 @@ use crate::{
 impl Auth {
     /// Deletes the viewer's account once they confirm it with their password (a stolen
     /// access token alone must not be enough). Password checks count against the account's
-    /// login rate limit.
-    pub async fn delete_account(&self, viewer: &Viewer, password: Password) -> AppResult<()> {
+    /// login rate limits.
+    pub async fn delete_account(
+        &self,
+        viewer: &Viewer,
+        password: Password,
+        client: IpAddr,
+    ) -> AppResult<()> {
         let account = user::Entity::find_by_id(viewer.user_id)
             .filter(user::Column::DeletedAt.is_null())
             .one(&self.db)
             .await?
             .ok_or(AppError::Unauthenticated("user no longer exists"))?;
-        self.login_per_account
-            .check(&account.username.to_lowercase())?;
+        self.login.check(&account.username.to_lowercase(), client)?;
         if !self
             .hasher
             .verify(&password, Some(&account.password_hash))

@@ -23,8 +23,8 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 pub use password::PasswordHasher;
-pub use revocation::Revocations;
-pub use token::{LEEWAY_SECONDS, TokenError, TokenKeys};
+pub use revocation::{Revocations, SessionWatch};
+pub use token::{LEEWAY_SECONDS, TokenError, TokenKeys, is_expired};
 
 use crate::{
     broker::{Broker, Event},
@@ -32,7 +32,7 @@ use crate::{
     domain::{Email, Password, Username, reject_nul},
     entity::{now, refresh_token, session, user, user::Role},
     error::{AppError, AppResult, on_unique_violation},
-    service::rate_limit::RateLimit,
+    service::rate_limit::{ClientNet, RateLimit},
 };
 
 /// One message for an unknown login and for a wrong password: telling them apart would let
@@ -45,7 +45,7 @@ pub struct Viewer {
     pub user_id: Uuid,
     pub session_id: Uuid,
     pub role: Role,
-    /// The token's `exp`, in seconds since the epoch.
+    /// The token's `exp`, in seconds since the epoch: refused from then on.
     pub expires_at: i64,
 }
 
@@ -98,11 +98,30 @@ pub struct Auth {
     tokens: TokenKeys,
     revocations: Arc<Revocations>,
     refresh_ttl: Duration,
-    login_per_account: RateLimit<String>,
-    login_per_ip: RateLimit<IpAddr>,
-    register_per_ip: RateLimit<IpAddr>,
-    refresh_per_ip: RateLimit<IpAddr>,
+    login: LoginLimits,
+    register_per_ip: RateLimit<ClientNet>,
+    refresh_per_ip: RateLimit<ClientNet>,
     refresh_per_user: RateLimit<Uuid>,
+}
+
+/// How often a password may be tried. The tight limit is per account *and* address: a
+/// stranger who guesses at someone's account uses up only their own allowance, never the
+/// owner's. The looser one per account stops guessing spread over many addresses (and only
+/// such an attack can lock the owner out, for as long as it lasts).
+struct LoginLimits {
+    per_account_ip: RateLimit<(String, ClientNet)>,
+    per_account: RateLimit<String>,
+    per_ip: RateLimit<ClientNet>,
+}
+
+impl LoginLimits {
+    /// `account` is the login as typed (email or username), lowercased.
+    fn check(&self, account: &str, client: IpAddr) -> AppResult<()> {
+        let net = ClientNet::from(client);
+        self.per_ip.check(&net)?;
+        self.per_account_ip.check(&(account.to_owned(), net))?;
+        self.per_account.check(&account.to_owned())
+    }
 }
 
 /// How long a revoked session can still have unexpired access tokens: the revocation set must
@@ -136,8 +155,14 @@ impl Auth {
             tokens,
             revocations,
             refresh_ttl: config.refresh_token_ttl,
-            login_per_account: RateLimit::per_minute("login_account", limits.login_per_account),
-            login_per_ip: RateLimit::per_minute("login_ip", limits.login_per_ip),
+            login: LoginLimits {
+                per_account_ip: RateLimit::per_minute(
+                    "login_account_ip",
+                    limits.login_per_account_ip,
+                ),
+                per_account: RateLimit::per_minute("login_account", limits.login_per_account),
+                per_ip: RateLimit::per_minute("login_ip", limits.login_per_ip),
+            },
             register_per_ip: RateLimit::per_minute("register_ip", limits.register_per_ip),
             refresh_per_ip: RateLimit::per_minute("refresh_ip", limits.refresh_per_ip),
             refresh_per_user: RateLimit::per_minute("refresh_user", limits.refresh_per_user),
@@ -161,9 +186,26 @@ impl Auth {
         })
     }
 
+    /// Whether a viewer authenticated a while ago (a socket's) still is: token unexpired,
+    /// session not revoked.
+    pub fn recheck(&self, viewer: &Viewer) -> Result<(), AuthError> {
+        if is_expired(viewer.expires_at) {
+            return Err(AuthError::Token(TokenError::Expired));
+        }
+        if self.revocations.is_revoked(&viewer.session_id) {
+            return Err(AuthError::Revoked);
+        }
+        Ok(())
+    }
+
+    /// Watches a viewer's session for its revocation (sockets close at once).
+    pub fn watch_session(&self, viewer: &Viewer) -> SessionWatch {
+        self.revocations.watch(viewer.session_id)
+    }
+
     pub async fn register(&self, input: Registration, client: IpAddr) -> AppResult<Issued> {
         // Before the hash: each registration costs the server an Argon2 computation.
-        self.register_per_ip.check(&client)?;
+        self.register_per_ip.check(&client.into())?;
         let password_hash = self.hasher.hash(&input.password).await?;
         let txn = self.db.begin().await?;
         let user = user::ActiveModel {
@@ -208,8 +250,7 @@ impl Auth {
         }
         reject_nul("login", login)?;
         let key = login.to_lowercase();
-        self.login_per_ip.check(&client)?;
-        self.login_per_account.check(&key)?;
+        self.login.check(&key, client)?;
 
         let column = if key.contains('@') {
             user::Column::Email.into_expr()
@@ -241,7 +282,7 @@ impl Auth {
 
     /// Exchanges a refresh token for a new access token and the next refresh token.
     pub async fn refresh(&self, refresh_token: &str, client: IpAddr) -> AppResult<Issued> {
-        self.refresh_per_ip.check(&client)?;
+        self.refresh_per_ip.check(&client.into())?;
         let hash = hash_refresh_token(refresh_token);
         let found = refresh_token::Entity::find_by_id(hash.clone())
             .find_also_related(session::Entity)

@@ -1,12 +1,15 @@
 //! Access tokens: short-lived JWTs. Verification pins the one configured algorithm (so neither
 //! `alg: none` nor an HS256 token signed with our public Ed25519 key gets through), requires
-//! every claim we rely on, and allows only a few seconds of clock skew.
+//! every claim we rely on, and allows a few seconds of clock skew for `nbf` (a token issued by
+//! an instance whose clock is a little ahead works at once everywhere).
+//!
+//! `exp` is exact, to the millisecond: a token is refused from that instant on, over HTTP and
+//! over a socket alike (which closes then, see `http::ws`). A skewed verifier refuses a token
+//! a moment early, which clients already handle: they refresh before `expiresIn` runs out.
 use std::time::Duration;
 
 use anyhow::Context;
-use jsonwebtoken::{
-    Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode, errors::ErrorKind,
-};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -16,7 +19,7 @@ use crate::{
     entity::user::Role,
 };
 
-/// Clock skew tolerated between instances, in seconds.
+/// Clock skew tolerated between instances for `nbf`, in seconds.
 pub const LEEWAY_SECONDS: u64 = 5;
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -85,6 +88,8 @@ impl TokenKeys {
         let mut validation = Validation::new(algorithm);
         validation.leeway = LEEWAY_SECONDS;
         validation.validate_nbf = true;
+        // In whole seconds and with the leeway: checked in `verify` instead, exactly.
+        validation.validate_exp = false;
         validation.set_issuer(&[&config.issuer]);
         validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "sub"]);
         Ok(Self {
@@ -117,10 +122,18 @@ impl TokenKeys {
     }
 
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
-        match decode::<Claims>(token, &self.decoding, &self.validation) {
-            Ok(data) => Ok(data.claims),
-            Err(err) if *err.kind() == ErrorKind::ExpiredSignature => Err(TokenError::Expired),
-            Err(_) => Err(TokenError::Invalid),
+        let claims = decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|_| TokenError::Invalid)?
+            .claims;
+        if is_expired(claims.exp) {
+            return Err(TokenError::Expired);
         }
+        Ok(claims)
     }
+}
+
+/// Whether a token with this `exp` (seconds since the epoch) is refused now: from that very
+/// instant, whichever transport asks.
+pub fn is_expired(exp: i64) -> bool {
+    chrono::Utc::now().timestamp_millis() >= exp.saturating_mul(1000)
 }

@@ -8,6 +8,10 @@
 //! a batch at a time. Subscribing to the channel before the first read is what makes the
 //! hand-over from replay to live lossless.
 //!
+//! A replay of a long history reads it a batch at a time, and only as fast as the subscriber
+//! takes it (the stream is pulled by its socket). While catching up, the feed holds one of its
+//! socket's `Replays` turns: a socket replays a bounded number of histories at once.
+//!
 //! The channel holds a bounded number of events per room. A subscriber that falls further
 //! behind than that cannot keep up with its room: its feed ends with `FellBehind`, its socket
 //! is closed, and its client resumes with `after`. Catching it up from the database instead
@@ -16,10 +20,10 @@ use std::{collections::VecDeque, sync::Arc};
 
 use futures_util::{Stream, stream};
 use sea_orm::DatabaseConnection;
-use tokio::sync::{broadcast::error::RecvError, watch};
+use tokio::sync::{OwnedSemaphorePermit, broadcast::error::RecvError, watch};
 use uuid::Uuid;
 
-use super::{CATCH_UP_BATCH, messages_from};
+use super::{CATCH_UP_BATCH, Replays, messages_from};
 use crate::{
     broker::{ChatMessage, RoomEvent, RoomSubscription},
     error::{AppError, AppResult},
@@ -41,6 +45,7 @@ pub struct Feed {
     pub last_seq: i64,
     pub live: RoomSubscription,
     pub resyncs: watch::Receiver<u64>,
+    pub replays: Option<Replays>,
 }
 
 enum Mode {
@@ -56,6 +61,8 @@ struct State {
     feed: Feed,
     mode: Mode,
     ready: VecDeque<Arc<ChatMessage>>,
+    /// Held while catching up, until the feed is live again.
+    turn: Option<OwnedSemaphorePermit>,
     /// Why the feed ended, once everything ready before that has been delivered.
     failure: Option<AppError>,
 }
@@ -71,6 +78,7 @@ pub fn feed(feed: Feed) -> impl Stream<Item = AppResult<Arc<ChatMessage>>> {
         feed,
         mode,
         ready: VecDeque::new(),
+        turn: None,
         failure: None,
     };
     stream::unfold(state, |mut state| async move {
@@ -79,6 +87,7 @@ pub fn feed(feed: Feed) -> impl Stream<Item = AppResult<Arc<ChatMessage>>> {
                 return Some((Ok(message), state));
             }
             if let Mode::Ended = state.mode {
+                state.turn = None;
                 return state.failure.take().map(|err| (Err(err), state));
             }
             if let Err(err) = state.step().await {
@@ -94,8 +103,15 @@ impl State {
     /// Does one thing: reads a batch, or waits for one live event.
     async fn step(&mut self) -> AppResult<()> {
         match self.mode {
-            Mode::CatchUp { until } => self.read_batch(until).await,
+            Mode::CatchUp { until } => {
+                if let (None, Some(replays)) = (&self.turn, &self.feed.replays) {
+                    // Closed only if the socket is gone, and then so is this feed.
+                    self.turn = replays.0.clone().acquire_owned().await.ok();
+                }
+                self.read_batch(until).await
+            }
             Mode::Live => {
+                self.turn = None;
                 let event = tokio::select! {
                     event = self.feed.live.recv() => event,
                     changed = self.feed.resyncs.changed() => {

@@ -22,11 +22,22 @@ use crate::{
     domain::{ClientMsgId, MessageBody, RoomName},
     entity::{membership, message, now, room, user},
     error::{AppError, AppResult},
-    service::{Direction, auth::Viewer, rate_limit::RateLimit, user::UserCache},
+    service::{
+        Direction,
+        auth::Viewer,
+        rate_limit::{ClientNet, RateLimit},
+        user::UserCache,
+    },
 };
 
-/// Messages read from the database per query when replaying or catching up.
-const CATCH_UP_BATCH: u64 = 200;
+/// Messages read from the database per query when replaying or catching up: what one replay
+/// holds in memory at most (a few KB of typical messages; 1.6 MB of the largest).
+const CATCH_UP_BATCH: u64 = 100;
+
+/// Turns at replaying history from the database, shared by the subscriptions of one socket:
+/// a feed holds one while it reads and delivers what it missed (see `feed`).
+#[derive(Clone)]
+pub struct Replays(pub Arc<tokio::sync::Semaphore>);
 
 pub struct Chat {
     db: DatabaseConnection,
@@ -34,7 +45,7 @@ pub struct Chat {
     hub: Arc<Hub>,
     users: Arc<UserCache>,
     send_per_user: RateLimit<Uuid>,
-    send_per_ip: RateLimit<IpAddr>,
+    send_per_ip: RateLimit<ClientNet>,
 }
 
 /// One page of a room's history, oldest first.
@@ -254,7 +265,7 @@ impl Chat {
         client: IpAddr,
         new: NewMessage,
     ) -> AppResult<ChatMessage> {
-        self.send_per_ip.check(&client)?;
+        self.send_per_ip.check(&client.into())?;
         self.send_per_user.check(&viewer.user_id)?;
         let author = self
             .users
@@ -327,12 +338,14 @@ impl Chat {
         Ok(sent)
     }
 
-    /// The room's messages after seq `after` (or from now on), live: see `feed`.
+    /// The room's messages after seq `after` (or from now on), live: see `feed`. Replays take
+    /// turns from `replays`, when given.
     pub async fn subscribe(
         &self,
         viewer: &Viewer,
         room_id: Uuid,
         after: Option<i64>,
+        replays: Option<Replays>,
     ) -> AppResult<impl Stream<Item = AppResult<Arc<ChatMessage>>> + use<>> {
         // Subscribe before reading where the room is: whatever commits after this is in the
         // channel, whatever committed before is in the database.
@@ -341,15 +354,24 @@ impl Chat {
             .room_access(room_id, viewer.user_id)
             .await?
             .member("only members may subscribe to this room")?;
+        // No message has a seq past the room's last: such a cursor was never handed out, and
+        // taken at its word it would skip every message up to it as delivered.
+        if after.is_some_and(|after| after > room.last_seq) {
+            return Err(AppError::bad_input(
+                "after",
+                "the cursor is past the newest message of this room",
+            ));
+        }
         Ok(feed::feed(feed::Feed {
             db: self.db.clone(),
             room_id,
             viewer_id: viewer.user_id,
             // Without a cursor: from the next message on.
-            next_seq: after.unwrap_or(room.last_seq) + 1,
+            next_seq: Ord::max(after.unwrap_or(room.last_seq), 0) + 1,
             last_seq: room.last_seq,
             live,
             resyncs: self.hub.resyncs(),
+            replays,
         }))
     }
 
