@@ -209,7 +209,7 @@ async fn calibrate(
         if let Err(e) = response.and_then(|r| gql::check(&r)) {
             if e.code() == Some(RATE_LIMITED) {
                 bail!(
-                    "calibration login was rate limited ({e}); start the server with LOGIN_RATE_PER_ACCOUNT=0 LOGIN_RATE_PER_IP=0"
+                    "calibration login was rate limited ({e}); start the server with LOGIN_RATE_PER_ACCOUNT_IP=0 LOGIN_RATE_PER_ACCOUNT=0 LOGIN_RATE_PER_IP=0"
                 );
             }
             bail!("calibration login failed: {e}");
@@ -243,7 +243,7 @@ async fn storm_worker(
                 if e.code() == Some(RATE_LIMITED) {
                     if !warned.swap(true, Ordering::Relaxed) {
                         eprintln!(
-                            "warning: login rate limited ({e}); start the server with LOGIN_RATE_PER_ACCOUNT=0 LOGIN_RATE_PER_IP=0"
+                            "warning: login rate limited ({e}); start the server with LOGIN_RATE_PER_ACCOUNT_IP=0 LOGIN_RATE_PER_ACCOUNT=0 LOGIN_RATE_PER_IP=0"
                         );
                     }
                     // Honour retryAfter (within the run) instead of hammering the limiter.
@@ -340,7 +340,7 @@ impl fmt::Display for LoginReport {
             writeln!(
                 f,
                 "  WARNING: {} logins were RATE_LIMITED (retryAfter up to {:.0}s): the figures are not a hashing \
-                 benchmark; restart the server with LOGIN_RATE_PER_ACCOUNT=0 LOGIN_RATE_PER_IP=0",
+                 benchmark; restart the server with LOGIN_RATE_PER_ACCOUNT_IP=0 LOGIN_RATE_PER_ACCOUNT=0 LOGIN_RATE_PER_IP=0",
                 self.rate_limited,
                 self.max_retry_after_s.unwrap_or(0.0)
             )?;

@@ -78,6 +78,8 @@ pub fn scan(text: &str, max_nesting: usize, max_tokens: usize) -> Result<(), Ref
                 });
             }
             b'.' => i = run_end(bytes, i, |b| b == b'.'),
+            // A character GraphQL does not have outside strings: one token, however many bytes.
+            b if b >= 0x80 => i += utf8_len(b),
             // Other punctuators (`!`, `$`, `:`, `=`, `@`, `|`, `&`) and stray bytes.
             _ => i += 1,
         }
@@ -90,6 +92,15 @@ pub fn scan(text: &str, max_nesting: usize, max_tokens: usize) -> Result<(), Ref
         }
     }
     Ok(())
+}
+
+/// The length of the UTF-8 character whose first byte is `first`.
+fn utf8_len(first: u8) -> usize {
+    match first {
+        0xF0.. => 4,
+        0xE0.. => 3,
+        _ => 2,
+    }
 }
 
 /// Past the run of bytes from `from` (which belongs to it) that `part` accepts.
@@ -136,8 +147,12 @@ fn block_string_end(bytes: &[u8], mut i: usize) -> usize {
 }
 
 /// Line and column (both from 1, the column in characters) of byte `offset`, as the parser
-/// reports positions. Only computed for a refusal.
-fn pos_at(text: &str, offset: usize) -> Pos {
+/// reports positions. Only computed for a refusal. In text that is not GraphQL the scan can
+/// stop inside a character (after an escape in a string, say): its start is reported.
+fn pos_at(text: &str, mut offset: usize) -> Pos {
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
     let before = &text[..offset];
     let line_start = before.rfind('\n').map_or(0, |n| n + 1);
     Pos {
@@ -215,6 +230,34 @@ mod tests {
             }
         );
         assert_eq!(refused.message(), "the document nests deeper than 4 levels");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn scanning_never_panics(text in "(?s).{0,400}") {
+            let _ = scan(&text, 8, 64);
+        }
+
+        #[test]
+        fn brackets_in_strings_never_count(inner in "[\\[\\]{}()a-z #]{0,200}") {
+            let doc = format!("{{ a(s: \"{inner}\", t: \"\"\"{inner}\"\"\") }}");
+            proptest::prop_assert!(scan(&doc, 2, usize::MAX).is_ok(), "{}", doc);
+        }
+
+        #[test]
+        fn nesting_is_refused_exactly_past_the_limit(depth in 1usize..300, limit in 1usize..300) {
+            let doc = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+            proptest::prop_assert_eq!(scan(&doc, limit, usize::MAX).is_ok(), depth <= limit);
+        }
+    }
+
+    #[test]
+    fn refusals_inside_odd_text_still_say_where() {
+        // Characters outside strings, and escapes inside them, of several bytes each.
+        for text in ["{😀😀😀😀", "{\"\\😀\" é é é é", "é\n😀😀😀"] {
+            let refused = scan(text, 64, 2).unwrap_err();
+            assert!(refused.pos().column >= 1, "{text}");
+        }
     }
 
     #[test]

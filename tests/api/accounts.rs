@@ -111,9 +111,10 @@ db_tests! {
         }
     }
 
-    async fn login_is_rate_limited_per_account(db) {
+    async fn login_is_rate_limited_per_account_and_address(db) {
         let app = spawn_app_with(&db, |c| {
-            c.limits.login_per_account = 3;
+            c.limits.login_per_account_ip = 3;
+            c.limits.login_per_account = 100;
             c.limits.login_per_ip = 100;
         })
         .await;
@@ -130,6 +131,44 @@ db_tests! {
         let grace = app.register("grace").await;
         app.login(&grace).await;
         drop(frank);
+    }
+
+    async fn a_stranger_cannot_lock_the_owner_out(db) {
+        let app = spawn_app_with(&db, |c| {
+            c.limits.login_per_account_ip = 3;
+            c.limits.login_per_account = 8;
+            c.http.trust_forwarded_for = true;
+        })
+        .await;
+        let hal = app.register("hal").await;
+        let login = |from: &'static str, password: &'static str| {
+            let app = &app;
+            async move {
+                let query = format!("mutation($i: LoginInput!) {{ login(input: $i) {{ {AUTH_FIELDS} }} }}");
+                let request = app
+                    .client
+                    .post(app.graphql_url())
+                    .header("x-forwarded-for", from)
+                    .json(&json!({ "query": query, "variables": { "i": { "login": "hal", "password": password } } }));
+                into_gql(request.send().await.unwrap()).await
+            }
+        };
+        // A stranger guessing from one address uses up that address's tries only...
+        for _ in 0..3 {
+            login("203.0.113.66", "guess").await.expect_code("UNAUTHENTICATED");
+        }
+        login("203.0.113.66", "guess").await.expect_code("RATE_LIMITED");
+        login("203.0.113.66", PASSWORD).await.expect_code("RATE_LIMITED");
+        // ...and the owner, elsewhere, signs in as ever.
+        login("198.51.100.1", PASSWORD).await.ok();
+        // Guessing spread over many addresses meets the looser limit on the account, which
+        // holds for everyone (the owner included) while it lasts.
+        for from in ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"] {
+            login(from, "guess").await.expect_code("UNAUTHENTICATED");
+        }
+        login("192.0.2.5", "guess").await.expect_code("RATE_LIMITED");
+        login("198.51.100.1", PASSWORD).await.expect_code("RATE_LIMITED");
+        drop(hal);
     }
 
     async fn login_is_rate_limited_per_address(db) {

@@ -64,3 +64,43 @@ db_tests! {
         assert_eq!(response.headers()["x-request-id"], "trace-me-123");
     }
 }
+
+/// With `METRICS_ADDR`, `/metrics` is served there only (Prometheus scrapes it privately), and
+/// nothing else is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_can_have_an_address_of_their_own() {
+    let app = spawn_app_with(&Backend::Sqlite, |c| {
+        c.http.metrics_addr = Some("127.0.0.1:0".parse().unwrap())
+    })
+    .await;
+    app.query("{ __typename }").await.ok();
+    let public = app
+        .client
+        .get(format!("{}/metrics", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(public.status(), 404);
+    let private = app.metrics_url.clone().expect("a metrics address");
+    let response = app
+        .client
+        .get(format!("{private}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("http_requests_total")
+    );
+    let api = app
+        .client
+        .get(format!("{private}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 404);
+}

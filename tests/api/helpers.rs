@@ -188,6 +188,8 @@ pub fn test_config(db: &TestDb) -> Config {
 
 pub struct TestApp {
     pub url: String,
+    /// `/metrics` on an address of its own (`METRICS_ADDR`), when configured.
+    pub metrics_url: Option<String>,
     pub client: reqwest::Client,
     pub db: Arc<TestDb>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -199,6 +201,7 @@ impl TestApp {
     pub fn remote(url: String) -> Self {
         TestApp {
             url,
+            metrics_url: None,
             client: test_client(),
             db: Arc::new(TestDb {
                 url: String::new(),
@@ -233,12 +236,14 @@ pub async fn spawn_on(db: Arc<TestDb>, configure: impl FnOnce(&mut Config)) -> T
     configure(&mut config);
     let app = Application::build(config).await.expect("build application");
     let addr = app.local_addr();
+    let metrics_url = app.metrics_addr().map(|addr| format!("http://{addr}"));
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run(async {
         let _ = rx.await;
     }));
     TestApp {
         url: format!("http://{addr}"),
+        metrics_url,
         client: test_client(),
         db,
         shutdown: Some(tx),

@@ -216,3 +216,165 @@ db_tests! {
         assert_eq!(bodies, expected);
     }
 }
+
+/// `n` aliased `createRoom`s in one mutation.
+fn create_rooms(n: usize, tag: &str) -> String {
+    let fields: Vec<String> = (0..n)
+        .map(|i| format!("r{i}: createRoom(input: {{ name: \"{tag}{i}\" }}) {{ id }}"))
+        .collect();
+    format!("mutation {{ {} }}", fields.join(" "))
+}
+
+/// How many rooms `account` is a member of.
+async fn rooms_of(app: &TestApp, account: &Account) -> usize {
+    let mut count = 0;
+    let mut after = Value::Null;
+    loop {
+        let page = app
+            .gql(
+                Some(&account.access_token),
+                "query($a: String) { rooms(first: 100, after: $a) { edges { cursor } pageInfo { hasNextPage endCursor } } }",
+                json!({ "a": after }),
+            )
+            .await;
+        let rooms = &page.ok()["rooms"];
+        count += rooms["edges"].as_array().unwrap().len();
+        if rooms["pageInfo"]["hasNextPage"] != true {
+            return count;
+        }
+        after = rooms["pageInfo"]["endCursor"].clone();
+    }
+}
+
+/// A batch of `operations` mutations of `aliases` `createRoom`s each, as `account`.
+async fn create_rooms_batch(
+    app: &TestApp,
+    account: &Account,
+    operations: usize,
+    aliases: usize,
+) -> Vec<Value> {
+    let batch: Vec<Value> = (0..operations)
+        .map(|op| json!({ "query": create_rooms(aliases, &format!("b{op}-")) }))
+        .collect();
+    let response = app
+        .client
+        .post(app.graphql_url())
+        .bearer_auth(&account.access_token)
+        .json(&batch)
+        .send()
+        .await
+        .unwrap();
+    let answer = into_gql(response).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    answer.body.as_array().unwrap().clone()
+}
+
+db_tests! {
+    async fn every_mutation_field_counts_against_the_write_limits(db) {
+        let app = spawn_app_with(&db, |c| {
+            c.limits.write_per_user = 100;
+            c.http.trust_forwarded_for = true;
+        })
+        .await;
+        let xia = app.register("xia").await;
+        // 16 operations of 50 aliases: 800 writes, not one request.
+        let answers = create_rooms_batch(&app, &xia, 16, 50).await;
+        let limited = answers
+            .iter()
+            .flat_map(|a| a["errors"].as_array().cloned().unwrap_or_default())
+            .filter(|e| e["extensions"]["code"] == "RATE_LIMITED")
+            .count();
+        assert!(limited > 0, "some writes were refused");
+        assert!(
+            answers.iter().flat_map(|a| a["errors"].as_array().cloned().unwrap_or_default()).all(|e| e["extensions"]["code"] == "RATE_LIMITED"),
+            "only for the rate"
+        );
+        // The allowance refills at 100 a minute while the batch runs: a few more may pass.
+        let written = rooms_of(&app, &xia).await;
+        assert!((100..110).contains(&written), "{written} of 800 writes ran");
+        // Every kind of write is counted: joining and leaving are refused now too.
+        let yul = app.register("yul").await;
+        let room = app.create_room(&yul, "open", false).await;
+        retry_after(&app.join_room(&xia, &room).await);
+        let leave = app.gql(Some(&xia.access_token), "mutation($r: ID!) { leaveRoom(roomId: $r) }", json!({ "r": room })).await;
+        retry_after(&leave);
+        // Reads are not writes.
+        app.me(&xia.access_token).await.ok();
+    }
+
+    async fn anonymous_writes_count_per_address(db) {
+        let app = spawn_app_with(&db, |c| {
+            c.limits.write_per_ip = 3;
+            c.http.trust_forwarded_for = true;
+        })
+        .await;
+        let logout = "mutation($t: String!) { logout(refreshToken: $t) }";
+        for _ in 0..3 {
+            let answer = app.gql_from("203.0.113.7", None, logout, json!({ "t": "nope" })).await;
+            assert_eq!(answer.ok()["logout"], false);
+        }
+        retry_after(&app.gql_from("203.0.113.7", None, logout, json!({ "t": "nope" })).await);
+        app.gql_from("198.51.100.9", None, logout, json!({ "t": "nope" })).await.ok();
+    }
+
+    async fn forwarded_for_is_read_from_its_last_line(db) {
+        let app = spawn_app_with(&db, |c| {
+            c.limits.write_per_ip = 1;
+            c.http.trust_forwarded_for = true;
+        })
+        .await;
+        let logout = json!({ "query": "mutation { logout(refreshToken: \"nope\") }" });
+        let from = |lines: &[&str]| {
+            let mut request = app.client.post(app.graphql_url()).json(&logout);
+            for line in lines {
+                request = request.header("x-forwarded-for", *line);
+            }
+            async move { into_gql(request.send().await.unwrap()).await }
+        };
+        // A line of the client's own comes first; the proxy's (the last) says who it is.
+        from(&["192.0.2.1", "203.0.113.1"]).await.ok();
+        from(&["192.0.2.1", "203.0.113.2"]).await.ok();
+        retry_after(&from(&["192.0.2.99", "203.0.113.1"]).await);
+    }
+
+    async fn ipv6_clients_are_counted_by_their_64(db) {
+        let app = spawn_app_with(&db, |c| {
+            c.limits.write_per_ip = 1;
+            c.http.trust_forwarded_for = true;
+        })
+        .await;
+        let logout = "mutation { logout(refreshToken: \"nope\") }";
+        app.gql_from("2001:db8:0:1::1", None, logout, json!({})).await.ok();
+        // Any other address of the same /64 is the same client.
+        retry_after(&app.gql_from("2001:db8:0:1:ffff:ffff:ffff:fffe", None, logout, json!({})).await);
+        app.gql_from("2001:db8:0:2::1", None, logout, json!({})).await.ok();
+    }
+}
+
+/// A burst of writes on SQLite (one writer at a time) from one user: the others' writes wait
+/// their turn and succeed; nobody gets INTERNAL_SERVER_ERROR.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_writes_on_sqlite_fails_nobody() {
+    let app = spawn_app(&Backend::Sqlite).await;
+    let (zed, amy) = (app.register("zed").await, app.register("amy").await);
+    let room = app.create_room(&amy, "calm", false).await;
+    let burst = create_rooms_batch(&app, &zed, 16, 50);
+    let others = async {
+        let mut answers = Vec::new();
+        for i in 0..50 {
+            answers.push(
+                app.send_message_raw(&amy, &room, &format!("m{i}"), None)
+                    .await,
+            );
+        }
+        answers
+    };
+    let (burst, others) = tokio::join!(burst, others);
+    for answer in &burst {
+        assert!(answer.get("errors").is_none(), "{}", answer);
+    }
+    for answer in &others {
+        answer.ok();
+    }
+    assert_eq!(rooms_of(&app, &zed).await, 800);
+}

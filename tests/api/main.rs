@@ -3,6 +3,7 @@ mod helpers;
 
 mod accounts;
 mod admin;
+mod bounds;
 mod chat;
 mod closing;
 mod cluster;
@@ -13,6 +14,7 @@ mod limits;
 mod malformed;
 mod nesting;
 mod process;
+mod replays;
 mod schema;
 mod sessions;
 mod startup;

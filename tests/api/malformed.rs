@@ -358,11 +358,28 @@ fn document() -> impl Strategy<Value = String> {
         4 => operation,
         2 => soup,
         1 => any::<String>(),
-        1 => (1usize..3000, any::<bool>()).prop_map(|(depth, closed)| {
-            let close = if closed { "}".repeat(depth) } else { String::new() };
-            format!("{}{close}", "{ me ".repeat(depth))
-        }),
+        1 => deep(),
     ]
+}
+
+/// Deep nesting of any bracket, anywhere a document allows one (selections, arguments' list
+/// and object values, variable types), up to 100,000 levels, closed or not.
+fn deep() -> impl Strategy<Value = String> {
+    let depth = prop_oneof![1usize..100, 100usize..5_000, 5_000usize..100_000];
+    (depth, 0usize..4, any::<bool>()).prop_map(|(depth, form, closed)| {
+        let (open, close, around) = match form {
+            0 => ("{ me ", "}", ("", "")),
+            1 => ("[", "]", ("{ room(id: ", ") { id } }")),
+            2 => ("{a: ", "}", ("{ room(id: ", ") { id } }")),
+            _ => ("[", "]", ("query($v: ", "Int) { __typename }")),
+        };
+        let closing = if closed {
+            close.repeat(depth)
+        } else {
+            String::new()
+        };
+        format!("{}{}{closing}{}", around.0, open.repeat(depth), around.1)
+    })
 }
 
 /// Any JSON value, nested a little.

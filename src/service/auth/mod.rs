@@ -39,6 +39,10 @@ use crate::{
 /// anyone find out who has an account.
 const BAD_CREDENTIALS: &str = "invalid login or password";
 
+/// Refresh tokens we issue are 43 characters. A longer one is not ours and is not even hashed:
+/// its length is the client's to choose.
+const MAX_REFRESH_TOKEN: usize = 128;
+
 /// The authenticated caller, as proven by a valid access token of a live session.
 #[derive(Debug, Clone)]
 pub struct Viewer {
@@ -283,6 +287,9 @@ impl Auth {
     /// Exchanges a refresh token for a new access token and the next refresh token.
     pub async fn refresh(&self, refresh_token: &str, client: IpAddr) -> AppResult<Issued> {
         self.refresh_per_ip.check(&client.into())?;
+        if refresh_token.len() > MAX_REFRESH_TOKEN {
+            return Err(AppError::Unauthenticated("invalid refresh token"));
+        }
         let hash = hash_refresh_token(refresh_token);
         let found = refresh_token::Entity::find_by_id(hash.clone())
             .find_also_related(session::Entity)
@@ -331,6 +338,9 @@ impl Auth {
     /// Ends the session the refresh token belongs to. Any token of the chain will do, used or
     /// not: whoever holds one may end the session. False if there was nothing to end.
     pub async fn logout(&self, refresh_token: &str) -> AppResult<bool> {
+        if refresh_token.len() > MAX_REFRESH_TOKEN {
+            return Ok(false);
+        }
         let stored = refresh_token::Entity::find_by_id(hash_refresh_token(refresh_token))
             .one(&self.db)
             .await?;

@@ -22,6 +22,10 @@ use crate::{
 /// Clock skew tolerated between instances for `nbf`, in seconds.
 pub const LEEWAY_SECONDS: u64 = 5;
 
+/// Our tokens are about 400 bytes. A longer one is refused before it is decoded: its length
+/// is the client's to choose.
+pub const MAX_TOKEN_BYTES: usize = 2048;
+
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Claims {
     /// The user id.
@@ -122,6 +126,9 @@ impl TokenKeys {
     }
 
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(TokenError::Invalid);
+        }
         let claims = decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|_| TokenError::Invalid)?
             .claims;

@@ -166,6 +166,7 @@ impl State {
             self.feed.next_seq,
         ))
         .await?;
+        metrics::counter!("chat_catch_up_reads_total").increment(1);
         let exhausted = (batch.len() as u64) < CATCH_UP_BATCH;
         for message in batch {
             if until.is_some_and(|until| message.message.seq > until) {
