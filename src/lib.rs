@@ -14,3 +14,4 @@ pub mod service; // business rules over the database
 pub mod startup; // Application: build, bind, serve
 pub mod state; // AppState shared by every request
 pub mod telemetry; // logging and metrics
+pub mod text; // cutting client-chosen text to size

@@ -24,12 +24,15 @@ use async_graphql::{
 use lru::LruCache;
 
 use super::{errors::with_code, limits::DocumentLimits, scan};
-use crate::{config::GraphqlConfig, error::ErrorCode};
+use crate::{config::GraphqlConfig, error::ErrorCode, text::cut};
 
 /// Distinct documents kept; the least recently used goes first.
 const CACHED_DOCUMENTS: usize = 1024;
 /// Longer documents are parsed every time rather than kept.
 const MAX_CACHED_LENGTH: usize = 16 * 1024;
+/// The parser's messages quote the line in error, which can be the whole document: they are
+/// cut to this many bytes.
+const MAX_PARSE_MESSAGE: usize = 1024;
 
 pub struct Documents {
     cache: Mutex<LruCache<String, ExecutableDocument>>,
@@ -63,8 +66,11 @@ impl Documents {
                 ErrorCode::GraphqlParseFailed,
             )
         })?;
-        let mut doc =
-            parse_query(query).map_err(|e| with_code(e.into(), ErrorCode::GraphqlParseFailed))?;
+        let mut doc = parse_query(query).map_err(|e| {
+            let mut error: ServerError = e.into();
+            error.message = cut(&error.message, MAX_PARSE_MESSAGE).to_owned();
+            with_code(error, ErrorCode::GraphqlParseFailed)
+        })?;
         self.limits.check(&doc)?;
         compact(&mut doc);
         if query.len() <= MAX_CACHED_LENGTH {
@@ -142,6 +148,15 @@ mod tests {
         assert_eq!(op.node.selection_set.node.items.capacity(), 1);
         let refused = documents.parse("{ me {").unwrap_err();
         assert_eq!(code(&refused), "GRAPHQL_PARSE_FAILED");
+        // The parser quotes the line in error; one long line is not sent back whole.
+        let long = documents
+            .parse(&format!("{{ me(x: \"{}\") {{", "é".repeat(100_000)))
+            .unwrap_err();
+        assert!(
+            long.message.len() <= MAX_PARSE_MESSAGE,
+            "{}",
+            long.message.len()
+        );
         assert_eq!(
             documents.cache.lock().unwrap().len(),
             1,

@@ -829,6 +829,48 @@ impl TestApp {
         .await
     }
 
+    /// Every room `account` is a member of (`id` and `createdAt`), page by page.
+    pub async fn all_rooms(&self, account: &Account) -> Vec<Value> {
+        let mut rooms = Vec::new();
+        let mut after = Value::Null;
+        loop {
+            let page = self
+                .gql(
+                    Some(&account.access_token),
+                    "query($a: String) { rooms(first: 100, after: $a) { edges { node { id createdAt } } pageInfo { hasNextPage endCursor } } }",
+                    json!({ "a": after }),
+                )
+                .await;
+            let page = &page.ok()["rooms"];
+            rooms.extend(
+                page["edges"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e["node"].clone()),
+            );
+            if page["pageInfo"]["hasNextPage"] != true {
+                return rooms;
+            }
+            after = page["pageInfo"]["endCursor"].clone();
+        }
+    }
+
+    /// POSTs a batch of requests as `account`; returns the answers, one per request.
+    pub async fn batch(&self, account: &Account, requests: &[Value]) -> Vec<Value> {
+        let response = self
+            .client
+            .post(self.graphql_url())
+            .bearer_auth(&account.access_token)
+            .json(requests)
+            .send()
+            .await
+            .expect("request");
+        let answer = into_gql(response).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        answer.body.as_array().expect("a batch answer").clone()
+    }
+
     /// Sends a message; returns it as the server stored it.
     pub async fn send_message(&self, account: &Account, room_id: &str, body: &str) -> Value {
         let answer = self.send_message_raw(account, room_id, body, None).await;

@@ -225,27 +225,6 @@ fn create_rooms(n: usize, tag: &str) -> String {
     format!("mutation {{ {} }}", fields.join(" "))
 }
 
-/// How many rooms `account` is a member of.
-async fn rooms_of(app: &TestApp, account: &Account) -> usize {
-    let mut count = 0;
-    let mut after = Value::Null;
-    loop {
-        let page = app
-            .gql(
-                Some(&account.access_token),
-                "query($a: String) { rooms(first: 100, after: $a) { edges { cursor } pageInfo { hasNextPage endCursor } } }",
-                json!({ "a": after }),
-            )
-            .await;
-        let rooms = &page.ok()["rooms"];
-        count += rooms["edges"].as_array().unwrap().len();
-        if rooms["pageInfo"]["hasNextPage"] != true {
-            return count;
-        }
-        after = rooms["pageInfo"]["endCursor"].clone();
-    }
-}
-
 /// A batch of `operations` mutations of `aliases` `createRoom`s each, as `account`.
 async fn create_rooms_batch(
     app: &TestApp,
@@ -256,17 +235,7 @@ async fn create_rooms_batch(
     let batch: Vec<Value> = (0..operations)
         .map(|op| json!({ "query": create_rooms(aliases, &format!("b{op}-")) }))
         .collect();
-    let response = app
-        .client
-        .post(app.graphql_url())
-        .bearer_auth(&account.access_token)
-        .json(&batch)
-        .send()
-        .await
-        .unwrap();
-    let answer = into_gql(response).await;
-    assert_eq!(answer.status, 200, "{}", answer.body);
-    answer.body.as_array().unwrap().clone()
+    app.batch(account, &batch).await
 }
 
 db_tests! {
@@ -290,7 +259,7 @@ db_tests! {
             "only for the rate"
         );
         // The allowance refills at 100 a minute while the batch runs: a few more may pass.
-        let written = rooms_of(&app, &xia).await;
+        let written = app.all_rooms(&xia).await.len();
         assert!((100..110).contains(&written), "{written} of 800 writes ran");
         // Every kind of write is counted: joining and leaving are refused now too.
         let yul = app.register("yul").await;
@@ -376,5 +345,5 @@ async fn a_burst_of_writes_on_sqlite_fails_nobody() {
     for answer in &others {
         answer.ok();
     }
-    assert_eq!(rooms_of(&app, &zed).await, 800);
+    assert_eq!(app.all_rooms(&zed).await.len(), 800);
 }

@@ -363,9 +363,11 @@ fn document() -> impl Strategy<Value = String> {
 }
 
 /// Deep nesting of any bracket, anywhere a document allows one (selections, arguments' list
-/// and object values, variable types), up to 100,000 levels, closed or not.
+/// and object values, variable types), closed or not, up to 9,000 levels: what fits in the
+/// harness's 64 KB bodies (a larger body is answered 413 while the client is still sending
+/// it). `nesting.rs` goes to 100,000 levels with a larger limit.
 fn deep() -> impl Strategy<Value = String> {
-    let depth = prop_oneof![1usize..100, 100usize..5_000, 5_000usize..100_000];
+    let depth = prop_oneof![1usize..100, 100usize..2_000, 2_000usize..9_000];
     (depth, 0usize..4, any::<bool>()).prop_map(|(depth, form, closed)| {
         let (open, close, around) = match form {
             0 => ("{ me ", "}", ("", "")),

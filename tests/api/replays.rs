@@ -22,16 +22,7 @@ async fn fill(app: &TestApp, account: &Account, room: &str, n: usize) -> String 
             })
             .filter(|op| op["query"] != "mutation {  }")
             .collect();
-        let response = app
-            .client
-            .post(app.graphql_url())
-            .bearer_auth(&account.access_token)
-            .json(&operations)
-            .send()
-            .await
-            .unwrap();
-        let answer = into_gql(response).await;
-        for op in answer.body.as_array().unwrap() {
+        for op in app.batch(account, &operations).await {
             assert!(op.get("errors").is_none(), "{op}");
         }
     }

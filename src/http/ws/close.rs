@@ -2,7 +2,10 @@
 //! of the graphql-transport-ws protocol (API.md); both subprotocols use them.
 use axum::extract::ws::{CloseFrame, Message};
 
-use crate::service::auth::{AuthError, TokenError};
+use crate::{
+    service::auth::{AuthError, TokenError},
+    text::cut,
+};
 
 #[derive(Debug)]
 pub enum Close {
@@ -78,15 +81,9 @@ impl Close {
     /// boundary: a client-chosen id can make it any length.
     pub fn frame(&self) -> Option<Message> {
         (!matches!(self, Self::Stalled | Self::Lost)).then(|| {
-            let mut reason = self.reason();
-            let mut end = reason.len().min(MAX_REASON_BYTES);
-            while !reason.is_char_boundary(end) {
-                end -= 1;
-            }
-            reason.truncate(end);
             Message::Close(Some(CloseFrame {
                 code: self.code(),
-                reason: reason.into(),
+                reason: cut(&self.reason(), MAX_REASON_BYTES).into(),
             }))
         })
     }

@@ -7,9 +7,12 @@ use async_graphql::{Response, ServerError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::http::{
-    parse_bearer,
-    wire::{RequestParams, WireResponse},
+use crate::{
+    http::{
+        parse_bearer,
+        wire::{RequestParams, WireResponse},
+    },
+    text::cut,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,13 +99,9 @@ pub fn decode(protocol: Protocol, text: &str) -> Result<ClientMessage, String> {
     }
 }
 
+/// A client-chosen message type, short enough to quote in a close reason (123 bytes).
 fn truncate(s: &str) -> &str {
-    // Close reasons are limited to 123 bytes.
-    let mut end = s.len().min(40);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
+    cut(s, 40)
 }
 
 pub enum ServerMessage<'a> {
