@@ -417,3 +417,41 @@ fn base64_url(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socket_messages_past_the_size_limit_close_1009() {
+    let app = spawn_app_with(&Backend::Sqlite, |c| c.http.max_body_bytes = 1024).await;
+    let fay = app.register("fay").await;
+    for len in [1024, 1025, 10_240, 1_024_000] {
+        let mut ws = app.ws_ready(&fay.access_token).await;
+        // `{"type":"ping","payload":{"pad":"` and `"}}` are 36 bytes.
+        let pad = "x".repeat(len - 36);
+        let frame = format!("{{\"type\":\"ping\",\"payload\":{{\"pad\":\"{pad}\"}}}}");
+        if len <= 1024 {
+            ws.send_raw(Frame::Text(frame.into())).await;
+            assert_eq!(ws.recv().await["type"], "pong");
+            continue;
+        }
+        let mut stream = ws.into_inner();
+        // The server stops reading at the header: sending the rest may fail.
+        let _ = futures_util::SinkExt::send(&mut stream, Frame::Text(frame.into())).await;
+        let closed = loop {
+            match futures_util::StreamExt::next(&mut stream).await {
+                Some(Ok(Frame::Close(frame))) => break frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => break None,
+            }
+        };
+        if len <= 10_240 {
+            assert_eq!(closed, Some(1009), "{len} bytes");
+        } else {
+            // A megabyte still on its way when the server gave up: 1009, or a reset.
+            assert!(
+                matches!(closed, Some(1009) | None),
+                "{len} bytes: {closed:?}"
+            );
+        }
+    }
+    // Whatever the message claimed, the server holds none of it and serves on.
+    app.ws_ready(&fay.access_token).await.sync().await;
+}

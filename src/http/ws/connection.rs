@@ -204,7 +204,10 @@ impl Connection {
                 return;
             };
             let sent = tokio::time::timeout_at(deadline, self.socket.send(frame)).await;
-            if !matches!(sent, Ok(Ok(()))) {
+            // After a message over the limit nothing more is read: tungstenite would go on
+            // collecting that message, of whatever size its header claims. A client still
+            // sending it may see a reset instead of 1009.
+            if !matches!(sent, Ok(Ok(()))) || matches!(close, Close::TooBig) {
                 return;
             }
         }
