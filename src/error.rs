@@ -1,12 +1,14 @@
 //! The one error type of the service layer, and its mapping to `extensions.code`.
 //!
 //! Resolvers return `Result<T, AppError>`; async-graphql keeps the `AppError` as the error's
-//! source, and `graphql::errors` turns it into `message` + `extensions` here, once, for every
-//! transport. `Internal` causes are logged there and never sent.
+//! source, and `graphql::pipeline::codes` turns it into `message` + `extensions` here, once,
+//! for every transport. `Internal` causes are logged there and never sent.
 use std::sync::Arc;
 
 use async_graphql::ErrorExtensions;
 use sea_orm::{DbErr, SqlErr};
+
+use crate::domain::InvalidInput;
 
 /// The `extensions.code` values of the public contract (API.md, "Errors").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,11 +61,6 @@ pub enum AppError {
     NotFound(&'static str),
     #[error("too many requests, retry in {retry_after} s")]
     RateLimited { retry_after: u64 },
-    /// A subscriber fell further behind its room than the server buffers for it. The
-    /// WebSocket layer closes the socket (1013) instead of sending this, and the client
-    /// resumes with `after`; there is no GraphQL code for it.
-    #[error("subscriber fell behind")]
-    FellBehind,
     #[error("internal server error")]
     Internal(Arc<anyhow::Error>),
 }
@@ -97,7 +94,16 @@ impl AppError {
             Self::Conflict { .. } => ErrorCode::Conflict,
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
-            Self::Internal(_) | Self::FellBehind => ErrorCode::InternalServerError,
+            Self::Internal(_) => ErrorCode::InternalServerError,
+        }
+    }
+}
+
+impl From<InvalidInput> for AppError {
+    fn from(err: InvalidInput) -> Self {
+        Self::BadUserInput {
+            field: err.field,
+            message: err.message,
         }
     }
 }

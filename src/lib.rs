@@ -1,13 +1,15 @@
 //! chat-server: a GraphQL API for accounts (JWT) and real-time chat (subscriptions).
 //!
-//! Calls go one way: `http` → `graphql` → `service` → `entity`; `domain` is used throughout.
+//! Calls go one way, and no two modules import each other:
+//! `startup` → `http` → `graphql` → `service` → `broker` → `entity`. `state` holds the
+//! services; `domain` (input types), `error`, `config` and `text` are used throughout.
 pub mod broker; // fan-out: in-memory, or Postgres LISTEN/NOTIFY
 pub mod config; // typed settings from the environment
 pub mod db; // connecting and migrating
 pub mod domain; // parse-once input newtypes
 pub mod entity; // SeaORM models
 pub mod error; // AppError and its mapping to extensions.code
-pub mod graphql; // schema, roots, guards, error codes
+pub mod graphql; // schema roots per domain, guards, paging; pipeline/ around them
 pub mod http; // axum routes and middleware
 pub mod os; // file-descriptor limit, returning freed memory to the OS
 pub mod service; // business rules over the database

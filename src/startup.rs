@@ -59,10 +59,6 @@ impl Application {
             .and_then(|listener| listener.local_addr().ok())
     }
 
-    pub fn state(&self) -> &AppState {
-        &self.state
-    }
-
     /// Serves until `shutdown` resolves. Then it stops accepting, closes every socket with
     /// 1001 (clients reconnect to another instance), lets in-flight requests finish, and
     /// returns once all of that is done or the grace period is over, whichever comes first.

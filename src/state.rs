@@ -1,21 +1,20 @@
 //! `AppState`: what every request works with (config, database, services). Cheap to clone.
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use sea_orm::{DatabaseConnection, DbBackend};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
+use anyhow::Context;
+
 use crate::{
-    broker::{Broker, Hub, MemoryBroker, PgBroker},
+    broker::{Broker, Hub, MemoryBroker, PgBroker, Revocations},
     config::Config,
     service::{
-        auth::{Auth, Revocations, revocation_horizon},
+        auth::{Auth, revocation_horizon},
         chat::Chat,
-        user::UserCache,
+        user::Users,
     },
 };
-
-/// How long a user row is reused from memory (`me`, authors of fanned-out messages).
-const USER_CACHE_TTL: Duration = Duration::from_secs(60);
 
 #[derive(Clone)]
 pub struct AppState {
@@ -25,7 +24,7 @@ pub struct AppState {
     pub chat: Arc<Chat>,
     pub hub: Arc<Hub>,
     /// Users by id, for `me` and for naming message authors without a read each time.
-    pub users: Arc<UserCache>,
+    pub users: Arc<Users>,
     /// Cancelled when the server shuts down: background tasks and sockets end.
     pub shutdown: CancellationToken,
     /// The tasks shutdown waits for once it has cancelled them: one per WebSocket.
@@ -36,36 +35,29 @@ impl AppState {
     pub async fn new(config: Config, db: DatabaseConnection) -> anyhow::Result<Self> {
         let shutdown = CancellationToken::new();
         let revocations = Arc::new(Revocations::new(revocation_horizon(&config.auth)));
+        revocations
+            .load_recent(&db)
+            .await
+            .context("read recent revocations")?;
         let hub = Hub::new(revocations.clone(), config.ws.subscriber_buffer);
-        let users = Arc::new(UserCache::new(db.clone(), USER_CACHE_TTL));
-        let postgres = db.get_database_backend() == DbBackend::Postgres;
-        // Postgres needs the listener, and the listener re-reads revocations through `Auth`,
-        // which needs the broker: the listener starts once both exist.
-        let broker: Arc<dyn Broker> = if postgres {
-            Arc::new(PgBroker)
-        } else {
-            Arc::new(MemoryBroker::new(hub.clone()))
-        };
-        let auth = Arc::new(
-            Auth::new(
-                db.clone(),
-                &config.auth,
-                &config.limits,
-                revocations,
-                broker.clone(),
-            )
-            .await?,
-        );
-        if postgres {
-            PgBroker::listen(
+        let users = Arc::new(Users::new(db.clone()));
+        let broker: Arc<dyn Broker> = match db.get_database_backend() {
+            DbBackend::Postgres => Arc::new(PgBroker::start(
                 config.database.url.clone(),
                 db.clone(),
                 hub.clone(),
                 users.clone(),
-                auth.clone(),
                 shutdown.clone(),
-            );
-        }
+            )),
+            _ => Arc::new(MemoryBroker::new(hub.clone())),
+        };
+        let auth = Arc::new(Auth::new(
+            db.clone(),
+            &config.auth,
+            &config.limits,
+            revocations,
+            broker.clone(),
+        )?);
         let chat = Arc::new(Chat::new(
             db.clone(),
             broker,

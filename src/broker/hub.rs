@@ -10,8 +10,7 @@ use std::{
 use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
-use super::{ChatMessage, Event};
-use crate::service::auth::Revocations;
+use super::{ChatMessage, Event, Revocations};
 
 #[derive(Debug, Clone)]
 pub enum RoomEvent {
@@ -51,6 +50,10 @@ impl Hub {
             room_id,
             hub: self.clone(),
         }
+    }
+
+    pub fn revocations(&self) -> &Revocations {
+        &self.revocations
     }
 
     /// Changes whenever events may have been missed (the Postgres listener reconnected).

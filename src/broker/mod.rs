@@ -1,4 +1,5 @@
-//! Fan-out of chat messages and session revocations to the subscribers and sockets that care.
+//! Fan-out of chat messages and session revocations to the subscribers and sockets that care,
+//! and the revocation set itself: what crosses instances is the broker's.
 //!
 //! Every instance has a `Hub` that hands events to its own subscribers. A `Broker` gets events
 //! into the hubs: the in-memory broker (SQLite, one instance) hands them to the local hub after
@@ -9,6 +10,7 @@
 mod hub;
 mod memory;
 mod postgres;
+mod revocation;
 
 use std::sync::Arc;
 
@@ -18,6 +20,7 @@ use uuid::Uuid;
 pub use hub::{Hub, RoomEvent, RoomSubscription};
 pub use memory::MemoryBroker;
 pub use postgres::PgBroker;
+pub use revocation::{Revocations, SessionWatch};
 
 use crate::entity::{message, user};
 
@@ -39,6 +42,13 @@ pub enum Event {
     },
     /// Sessions were revoked: their access tokens stop working and their sockets close.
     Revoked(Vec<Uuid>),
+}
+
+/// Who wrote a message: a notification names the author by id, and the listener completes it
+/// (from a cache: one author, many messages).
+#[async_trait::async_trait]
+pub trait Authors: Send + Sync {
+    async fn author(&self, id: Uuid) -> Result<Option<Arc<user::Model>>, DbErr>;
 }
 
 #[async_trait::async_trait]

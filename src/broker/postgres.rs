@@ -19,11 +19,8 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{Broker, ChatMessage, Event, Hub};
-use crate::{
-    entity::message,
-    service::{auth::Auth, user::UserCache},
-};
+use super::{Authors, Broker, ChatMessage, Event, Hub};
+use crate::entity::message;
 
 const CHANNEL: &str = "chat_events";
 /// Postgres refuses payloads of 8000 bytes or more.
@@ -92,18 +89,19 @@ fn encode(event: &Event) -> Vec<String> {
 pub struct PgBroker;
 
 impl PgBroker {
-    /// Starts this instance's listener, which hands notifications to `hub` until `shutdown`.
-    /// It opens a connection of its own to `url`, outside the request pool: LISTEN holds a
-    /// connection for good, and its reconnects must not take connections requests need.
-    pub fn listen(
+    /// The broker, with this instance's listener started: it hands notifications to `hub`
+    /// until `shutdown`. It opens a connection of its own to `url`, outside the request pool:
+    /// LISTEN holds a connection for good, and its reconnects must not take connections
+    /// requests need.
+    pub fn start(
         url: SecretString,
         db: DatabaseConnection,
         hub: Arc<Hub>,
-        users: Arc<UserCache>,
-        auth: Arc<Auth>,
+        authors: Arc<dyn Authors>,
         shutdown: CancellationToken,
-    ) {
-        tokio::spawn(listen(url, db, hub, users, auth, shutdown));
+    ) -> Self {
+        tokio::spawn(listen(url, db, hub, authors, shutdown));
+        Self
     }
 }
 
@@ -129,8 +127,7 @@ async fn listen(
     url: SecretString,
     db: DatabaseConnection,
     hub: Arc<Hub>,
-    users: Arc<UserCache>,
-    auth: Arc<Auth>,
+    authors: Arc<dyn Authors>,
     shutdown: CancellationToken,
 ) {
     let mut backoff = Duration::from_millis(100);
@@ -148,7 +145,7 @@ async fn listen(
             }
         };
         backoff = Duration::from_millis(100);
-        caught_up(&hub, &auth).await;
+        caught_up(&hub, &db).await;
         loop {
             let received = tokio::select! {
                 () = shutdown.cancelled() => return,
@@ -156,13 +153,13 @@ async fn listen(
             };
             match received {
                 Ok(Some(notification)) => {
-                    deliver(notification.payload(), &db, &hub, &users).await;
+                    deliver(notification.payload(), &db, &hub, authors.as_ref()).await;
                 }
                 // The connection dropped and was re-established (and LISTENs again); whatever
                 // was sent in between is only in the database.
                 Ok(None) => {
                     tracing::warn!("LISTEN connection was lost; reconnected");
-                    caught_up(&hub, &auth).await;
+                    caught_up(&hub, &db).await;
                 }
                 Err(err) => {
                     tracing::warn!(error = %err, "LISTEN connection failed; reconnecting");
@@ -181,14 +178,14 @@ async fn connect(url: &SecretString) -> Result<PgListener, sea_orm::sqlx::Error>
 
 /// After (re)connecting: revocations are re-read, then subscribers read what they missed and
 /// sockets check their session against the refreshed set (hence this order).
-async fn caught_up(hub: &Hub, auth: &Auth) {
-    if let Err(err) = auth.load_recent_revocations().await {
+async fn caught_up(hub: &Hub, db: &DatabaseConnection) {
+    if let Err(err) = hub.revocations().load_recent(db).await {
         tracing::warn!(error = %err, "could not re-read revocations");
     }
     hub.resync();
 }
 
-async fn deliver(payload: &str, db: &DatabaseConnection, hub: &Hub, users: &UserCache) {
+async fn deliver(payload: &str, db: &DatabaseConnection, hub: &Hub, authors: &dyn Authors) {
     let wire: Wire = match serde_json::from_str(payload) {
         Ok(wire) => wire,
         Err(err) => {
@@ -222,7 +219,7 @@ async fn deliver(payload: &str, db: &DatabaseConnection, hub: &Hub, users: &User
                     .await
                     .and_then(|m| m.ok_or_else(|| DbErr::RecordNotFound(i.to_string()))),
             };
-            let author = users.get(a).await;
+            let author = authors.author(a).await;
             match (message, author) {
                 (Ok(message), Ok(Some(author))) => {
                     Event::Message(Arc::new(ChatMessage { message, author }))

@@ -38,12 +38,3 @@ pub fn reject_nul(field: &'static str, s: &str) -> Result<(), InvalidInput> {
     }
     Ok(())
 }
-
-impl From<InvalidInput> for crate::error::AppError {
-    fn from(err: InvalidInput) -> Self {
-        Self::BadUserInput {
-            field: err.field,
-            message: err.message,
-        }
-    }
-}

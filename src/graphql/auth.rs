@@ -2,7 +2,7 @@
 use async_graphql::{Context, InputObject, Object};
 
 use super::{
-    guard::{SignedIn, client_ip, viewer},
+    guard::{SignedIn, caller_ip, viewer},
     state, to_int,
     user::User,
 };
@@ -71,7 +71,7 @@ impl AuthMutation {
         };
         let issued = state(ctx)?
             .auth
-            .register(registration, client_ip(ctx))
+            .register(registration, caller_ip(ctx))
             .await?;
         Ok(AuthPayload(issued))
     }
@@ -81,7 +81,7 @@ impl AuthMutation {
         let password = Password::for_login("password", &input.password)?;
         let issued = state(ctx)?
             .auth
-            .login(&input.login, password, client_ip(ctx))
+            .login(&input.login, password, caller_ip(ctx))
             .await?;
         Ok(AuthPayload(issued))
     }
@@ -90,7 +90,7 @@ impl AuthMutation {
     async fn refresh(&self, ctx: &Context<'_>, refresh_token: String) -> AppResult<AuthPayload> {
         let issued = state(ctx)?
             .auth
-            .refresh(&refresh_token, client_ip(ctx))
+            .refresh(&refresh_token, caller_ip(ctx))
             .await?;
         Ok(AuthPayload(issued))
     }
@@ -108,7 +108,7 @@ impl AuthMutation {
         let password = Password::for_login("password", &password)?;
         state(ctx)?
             .auth
-            .delete_account(viewer(ctx)?, password, client_ip(ctx))
+            .delete_account(viewer(ctx)?, password, caller_ip(ctx))
             .await?;
         Ok(true)
     }

@@ -33,7 +33,7 @@ pub fn viewer_opt<'a>(ctx: &Context<'a>) -> Option<&'a Viewer> {
 }
 
 /// The caller's address, for rate limits. Every transport sets it; unknown is 0.0.0.0.
-pub fn client_ip(ctx: &Context<'_>) -> IpAddr {
+pub fn caller_ip(ctx: &Context<'_>) -> IpAddr {
     ctx.data_opt::<Caller>()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.ip)
 }

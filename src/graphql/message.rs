@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt};
 
 use super::{
-    guard::{SignedIn, client_ip, viewer},
+    guard::{SignedIn, caller_ip, viewer},
     pagination::{
         Connection, InvalidCursor, Page, connection, decode_cursor, encode_cursor, page_cost,
     },
@@ -14,11 +14,10 @@ use super::{
     user::User,
 };
 use crate::{
-    broker::ChatMessage,
     domain::{ClientMsgId, MessageBody},
     entity::room,
     error::{AppError, AppResult},
-    service::chat::{NewMessage, Replays},
+    service::chat::{ChatMessage, NewMessage, Subscriber},
 };
 
 pub struct Message(pub Arc<ChatMessage>);
@@ -93,16 +92,12 @@ pub async fn message_page(
         .chat
         .history(room, page.direction, page.cursor.map(|c| c.0), page.limit)
         .await?;
-    Ok(connection(
-        history.has_previous,
-        history.has_next,
-        history.messages.into_iter().map(|message| {
-            (
-                MessageCursor(message.message.seq),
-                Message(Arc::new(message)),
-            )
-        }),
-    ))
+    Ok(connection(history, |message| {
+        (
+            MessageCursor(message.message.seq),
+            Message(Arc::new(message)),
+        )
+    }))
 }
 
 #[derive(InputObject)]
@@ -163,7 +158,7 @@ impl MessageMutation {
         };
         let sent = state(ctx)?
             .chat
-            .send_message(viewer(ctx)?, client_ip(ctx), new)
+            .send_message(viewer(ctx)?, caller_ip(ctx), new)
             .await?;
         Ok(Message(Arc::new(sent)))
     }
@@ -190,14 +185,17 @@ impl MessageSubscription {
             .transpose()
             .map_err(|_| AppError::bad_input("after", "invalid cursor"))?
             .map(|c| c.0);
-        // Over a socket, replays take turns from the socket's own (see `http::ws`).
-        let replays = ctx.data_opt::<Replays>().cloned();
+        // The transport's: subscriptions run over a WebSocket, which gives each its socket's.
+        let subscriber = ctx
+            .data_opt::<Subscriber>()
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("a subscription without a subscriber"))?;
         // Boxed: async-graphql keeps this future's space for the subscription's lifetime (it
         // shares an allocation with the stream), and the access query inside it is large.
         let feed = Box::pin(
             state(ctx)?
                 .chat
-                .subscribe(viewer(ctx)?, room_id, after, replays),
+                .subscribe(viewer(ctx)?, room_id, after, subscriber),
         )
         .await?;
         Ok(feed.map(|item| item.map(Message)))

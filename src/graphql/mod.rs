@@ -1,17 +1,13 @@
-//! The GraphQL schema: one module per domain, each with its own roots, merged in `schema`.
+//! The GraphQL schema: one module per domain, each with its own roots, merged in `schema`;
+//! and the `pipeline` every request passes through around them.
 mod auth;
-pub mod document;
-pub mod errors;
 pub mod guard;
-mod limits;
 mod message;
 pub mod pagination;
+pub mod pipeline;
 mod room;
-mod scan;
 pub mod schema;
 mod user;
-pub mod variables;
-mod writes;
 
 pub use schema::{AppSchema, build, sdl};
 

@@ -7,7 +7,7 @@ use async_graphql::connection::{
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 
 use crate::error::{AppError, AppResult};
-pub use crate::service::Direction;
+pub use crate::service::{Direction, Window};
 
 pub const DEFAULT_PAGE_SIZE: u64 = 50;
 pub const MAX_PAGE_SIZE: u64 = 100;
@@ -32,16 +32,17 @@ pub type Connection<C, N> = relay::Connection<
     DisableNodesField,
 >;
 
-/// A connection of `(cursor, node)` items.
-pub fn connection<C: CursorType + Send + Sync, N: async_graphql::OutputType>(
-    has_previous_page: bool,
-    has_next_page: bool,
-    items: impl IntoIterator<Item = (C, N)>,
+/// The connection of one page: each item becomes a `(cursor, node)` edge.
+pub fn connection<T, C: CursorType + Send + Sync, N: async_graphql::OutputType>(
+    window: Window<T>,
+    edge: impl FnMut(T) -> (C, N),
 ) -> Connection<C, N> {
-    let mut connection = Connection::new(has_previous_page, has_next_page);
+    let mut connection = Connection::new(window.has_previous, window.has_next);
     connection.edges.extend(
-        items
+        window
+            .items
             .into_iter()
+            .map(edge)
             .map(|(cursor, node)| relay::Edge::new(cursor, node)),
     );
     connection

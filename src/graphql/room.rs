@@ -67,15 +67,8 @@ impl CursorType for RoomCursor {
     }
 }
 
-fn room_page(rows: Vec<room::Model>, page: &Page<RoomCursor>) -> Connection<RoomCursor, Room> {
-    let has_next = rows.len() as u64 > page.limit;
-    connection(
-        page.cursor.is_some(),
-        has_next,
-        rows.into_iter()
-            .take(page.limit as usize)
-            .map(|row| (RoomCursor(row.id), Room(row))),
-    )
+fn room_edge(row: room::Model) -> (RoomCursor, Room) {
+    (RoomCursor(row.id), Room(row))
 }
 
 #[derive(InputObject)]
@@ -104,11 +97,11 @@ impl RoomQuery {
     ) -> AppResult<Connection<RoomCursor, Room>> {
         let page = Page::<RoomCursor>::forward(first, after)?;
         let after = page.cursor.as_ref().map(|c| c.0);
-        let rows = state(ctx)?
+        let rooms = state(ctx)?
             .chat
-            .my_rooms(viewer(ctx)?, after, page.limit + 1)
+            .my_rooms(viewer(ctx)?, after, page.limit)
             .await?;
-        Ok(room_page(rows, &page))
+        Ok(connection(rooms, room_edge))
     }
 
     /// Every public room, oldest first: the directory to find rooms to join.
@@ -124,8 +117,8 @@ impl RoomQuery {
     ) -> AppResult<Connection<RoomCursor, Room>> {
         let page = Page::<RoomCursor>::forward(first, after)?;
         let after = page.cursor.as_ref().map(|c| c.0);
-        let rows = state(ctx)?.chat.public_rooms(after, page.limit + 1).await?;
-        Ok(room_page(rows, &page))
+        let rooms = state(ctx)?.chat.public_rooms(after, page.limit).await?;
+        Ok(connection(rooms, room_edge))
     }
 
     /// A room the viewer may read (members; anyone signed in for a public room), or null if

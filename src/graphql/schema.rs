@@ -3,11 +3,10 @@ use async_graphql::{MergedObject, MergedSubscription, Schema, SchemaBuilder};
 
 use super::{
     auth::AuthMutation,
-    errors::ErrorCodes,
     message::{MessageMutation, MessageQuery, MessageSubscription},
+    pipeline::{ErrorCodes, WriteLimits},
     room::{RoomMutation, RoomQuery},
     user::UserQuery,
-    writes::WriteLimits,
 };
 use crate::state::AppState;
 

@@ -15,7 +15,6 @@ use super::{
 use crate::{
     entity::user::{self, Role as StoredRole},
     error::{AppError, AppResult},
-    service,
 };
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -119,14 +118,9 @@ impl UserQuery {
     ) -> AppResult<Connection<UserCursor, User>> {
         let page = Page::<UserCursor>::forward(first, after)?;
         let after = page.cursor.map(|c| c.0);
-        let mut rows = service::user::list(&state(ctx)?.db, after, page.limit + 1).await?;
-        let has_next = rows.len() as u64 > page.limit;
-        rows.truncate(page.limit as usize);
-        Ok(connection(
-            after.is_some(),
-            has_next,
-            rows.into_iter()
-                .map(|row| (UserCursor(row.id), User::new(row))),
-        ))
+        let users = state(ctx)?.users.list(after, page.limit).await?;
+        Ok(connection(users, |row| {
+            (UserCursor(row.id), User::new(row))
+        }))
     }
 }

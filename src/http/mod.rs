@@ -1,6 +1,6 @@
 //! The axum edge: routes, middleware, and the HTTP face of GraphQL.
 mod caller;
-mod graphql;
+mod endpoint;
 mod health;
 mod media;
 mod metrics;
@@ -25,7 +25,7 @@ use tower_http::{
 };
 
 use crate::{
-    graphql::{AppSchema, document::Documents},
+    graphql::{AppSchema, pipeline::Documents},
     state::AppState,
 };
 
@@ -57,7 +57,7 @@ pub fn router(state: AppState, schema: AppSchema) -> Router {
     let sockets = ws::Sockets::new(state.config.ws.max_sockets_per_user);
     let documents = Documents::new(&state.config.graphql);
     let mut routes = Router::new()
-        .route("/graphql", get(graphql::get).post(graphql::post))
+        .route("/graphql", get(endpoint::get).post(endpoint::post))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz));
     // Beside the API unless it has an address of its own (`metrics_router`).

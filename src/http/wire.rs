@@ -6,7 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     error::AppError,
-    graphql::{document::Documents, errors::refused, guard::Caller},
+    graphql::{
+        guard::Caller,
+        pipeline::{Documents, refused},
+    },
 };
 
 /// The longest `operationName` accepted, in bytes. Names are identifiers a client picks; an

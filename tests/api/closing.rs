@@ -123,7 +123,10 @@ db_tests! {
         let (closed, _, nexts) = flood.ended().await;
         assert_eq!(closed, Some(Closed { code: 4403, reason: "session revoked".into() }));
         assert!(!nexts.is_empty(), "writes ran before the revocation");
-        // A write that started before the revocation may finish after it; none starts after.
+        // A write that started before the revocation may finish after it (its room is stamped
+        // once it has a database connection); none starts after. A socket runs at most 4
+        // operations at once, so at most 4 rooms can be stamped late. (Without its turns the
+        // flood also held every pool connection, and the logout above timed out waiting.)
         let created: Vec<chrono::DateTime<chrono::Utc>> = app
             .all_rooms(&other)
             .await
@@ -132,7 +135,7 @@ db_tests! {
             .collect();
         assert!(!created.is_empty());
         let late: Vec<_> = created.iter().filter(|at| **at > revoked_by).collect();
-        assert!(late.is_empty(), "{} of {} rooms created after the revocation", late.len(), created.len());
+        assert!(late.len() <= 4, "{} of {} rooms created after the revocation", late.len(), created.len());
     }
 
     async fn a_flooding_client_that_falls_behind_gets_1013(db) {

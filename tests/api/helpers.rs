@@ -618,8 +618,11 @@ impl Ws {
         self.stream.send(message).await.expect("WebSocket send");
     }
 
-    /// The next protocol message, skipping keep-alives. Panics if the socket closes.
+    /// The next protocol message, skipping keep-alives. Panics if the socket closes, or if
+    /// nothing but keep-alives comes for `WS_WAIT` (the server pings an idle socket: a
+    /// message that never comes must not keep a test waiting forever).
     pub async fn recv(&mut self) -> Value {
+        let deadline = tokio::time::Instant::now() + WS_WAIT;
         loop {
             let message = self.recv_any().await;
             match message["type"].as_str() {
@@ -627,6 +630,10 @@ impl Ws {
                 Some("ka") => {}
                 _ => return message,
             }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "nothing but keep-alives within {WS_WAIT:?}"
+            );
         }
     }
 

@@ -161,6 +161,56 @@ db_tests! {
         assert_eq!(ws.recv().await, json!({ "type": "complete", "id": "m" }));
     }
 
+    async fn operations_are_chosen_as_over_http(db) {
+        let app = spawn_app(&db).await;
+        let ida = app.register("ida").await;
+        let room = app.create_room(&ida, "named", false).await;
+        // From a cursor, so that the message below arrives whenever each subscription starts.
+        let first = app.send_message(&ida, &room, "first").await;
+        let mut ws = app.ws_ready(&ida.access_token).await;
+        let sub = "messageAdded(roomId: $r, after: $a) { body }";
+        let vars = json!({ "r": room, "a": first["cursor"] });
+        let both = format!(
+            "query Q {{ me {{ username }} }} subscription S($r: ID!, $a: String) {{ {sub} }}"
+        );
+        // A subscription however it is named streams; a query chosen from the same document
+        // answers once.
+        let cases = [
+            ("anonymous", format!("subscription($r: ID!, $a: String) {{ {sub} }}"), None),
+            ("named", format!("subscription S($r: ID!, $a: String) {{ {sub} }}"), None),
+            ("chosen", both.clone(), Some("S")),
+        ];
+        for (id, query, name) in &cases {
+            ws.send(json!({ "type": "subscribe", "id": id,
+                "payload": { "query": query, "variables": vars, "operationName": name } }))
+                .await;
+        }
+        ws.send(json!({ "type": "subscribe", "id": "q",
+            "payload": { "query": both, "variables": vars, "operationName": "Q" } }))
+            .await;
+        assert_eq!(ws.next("q").await["data"]["me"]["username"], "ida");
+        assert_eq!(ws.recv().await, json!({ "type": "complete", "id": "q" }));
+        ws.sync().await;
+        app.send_message(&ida, &room, "to all three").await;
+        let mut got: Vec<String> = Vec::new();
+        for _ in &cases {
+            let message = ws.recv().await;
+            assert_eq!(message["type"], "next", "{message}");
+            assert_eq!(message["payload"]["data"]["messageAdded"]["body"], "to all three");
+            got.push(message["id"].as_str().unwrap().to_owned());
+        }
+        got.sort();
+        assert_eq!(got, ["anonymous", "chosen", "named"]);
+        // Two operations and no name: the same request error as over HTTP.
+        ws.send(json!({ "type": "subscribe", "id": "none",
+            "payload": { "query": both, "variables": vars } }))
+            .await;
+        let message = ws.recv().await;
+        assert_eq!(message["type"], "error", "{message}");
+        let http = app.gql(Some(&ida.access_token), &both, vars.clone()).await;
+        assert_eq!(message["payload"][0]["message"].as_str(), http.message(), "{}", http.body);
+    }
+
     async fn request_errors_are_error_messages_without_complete(db) {
         let app = spawn_app(&db).await;
         let fay = app.register("fay").await;

@@ -2,8 +2,8 @@
 //! `graphql-ws`. async-graphql's stock handler closes with the wrong codes (1002 on a refused
 //! init, 1011 on subscribe-before-ack), replaces duplicate ids silently and has no init
 //! timeout, so this module owns the protocol and drives the schema's streams itself.
+mod client;
 mod close;
-mod connection;
 pub mod protocol;
 mod sockets;
 
@@ -34,6 +34,6 @@ pub fn upgrade(upgrade: WebSocketUpgrade, http: HttpState, ip: IpAddr) -> Respon
             let protocol = Protocol::from_name(socket.protocol().and_then(|p| p.to_str().ok()));
             // Tracked, so that shutdown waits for every socket to say goodbye (1001).
             let tasks = http.state.tasks.clone();
-            tasks.track_future(connection::Connection::new(socket, protocol, http, ip).run())
+            tasks.track_future(client::Client::new(socket, protocol, http, ip).run())
         })
 }

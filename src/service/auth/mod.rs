@@ -1,36 +1,34 @@
-//! Accounts: registration, login, refresh-token rotation, logout, and access-token checks.
+//! Accounts: registration, login and access-token checks here; refresh-token rotation,
+//! logout and revocation in `sessions`; account deletion in `deletion`.
 //!
 //! A login opens a session. The session holds a chain of refresh tokens: each is single use and
 //! exchanging it (`refresh`) yields the next one. A token that has already been exchanged can
 //! only be presented again by someone who copied it, so that revokes the whole session.
 mod deletion;
 mod password;
-mod revocation;
+mod sessions;
 mod token;
 
 use std::{net::IpAddr, sync::Arc, time::Duration};
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, ExprTrait,
-    QueryFilter, QuerySelect, TransactionTrait,
+    ColumnTrait, DatabaseConnection, EntityTrait, ExprTrait, QueryFilter, TransactionTrait,
     sea_query::{Expr, Func},
 };
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+/// A socket's watch on its session (the broker's), as the transport holds it.
+pub use crate::broker::SessionWatch;
 pub use password::PasswordHasher;
-pub use revocation::{Revocations, SessionWatch};
 pub use token::{LEEWAY_SECONDS, TokenError, TokenKeys, is_expired};
 
 use crate::{
-    broker::{Broker, Event},
+    broker::{Broker, Revocations},
     config::{AuthConfig, RateLimits, SigningConfig},
     domain::{Email, Password, Username, reject_nul},
-    entity::{now, refresh_token, session, user, user::Role},
+    entity::{now, user, user::Role},
     error::{AppError, AppResult, on_unique_violation},
     service::rate_limit::{ClientNet, RateLimit},
 };
@@ -38,10 +36,6 @@ use crate::{
 /// One message for an unknown login and for a wrong password: telling them apart would let
 /// anyone find out who has an account.
 const BAD_CREDENTIALS: &str = "invalid login or password";
-
-/// Refresh tokens we issue are 43 characters. A longer one is not ours and is not even hashed:
-/// its length is the client's to choose.
-const MAX_REFRESH_TOKEN: usize = 128;
 
 /// The authenticated caller, as proven by a valid access token of a live session.
 #[derive(Debug, Clone)]
@@ -135,7 +129,7 @@ pub fn revocation_horizon(config: &AuthConfig) -> Duration {
 }
 
 impl Auth {
-    pub async fn new(
+    pub fn new(
         db: DatabaseConnection,
         config: &AuthConfig,
         limits: &RateLimits,
@@ -153,7 +147,7 @@ impl Auth {
         if let SigningConfig::EdDsa { .. } = config.signing {
             tracing::info!("signing access tokens with EdDSA (Ed25519)");
         }
-        let auth = Self {
+        Ok(Self {
             broker,
             hasher: PasswordHasher::new(config.hash_concurrency)?,
             tokens,
@@ -171,9 +165,7 @@ impl Auth {
             refresh_per_ip: RateLimit::per_minute("refresh_ip", limits.refresh_per_ip),
             refresh_per_user: RateLimit::per_minute("refresh_user", limits.refresh_per_user),
             db,
-        };
-        auth.load_recent_revocations().await?;
-        Ok(auth)
+        })
     }
 
     /// Checks an access token: signature, claims, and the session's revocation. No database.
@@ -283,216 +275,4 @@ impl Auth {
         txn.commit().await?;
         self.issue(user, session_id, refresh_token)
     }
-
-    /// Exchanges a refresh token for a new access token and the next refresh token.
-    pub async fn refresh(&self, refresh_token: &str, client: IpAddr) -> AppResult<Issued> {
-        self.refresh_per_ip.check(&client.into())?;
-        if refresh_token.len() > MAX_REFRESH_TOKEN {
-            return Err(AppError::Unauthenticated("invalid refresh token"));
-        }
-        let hash = hash_refresh_token(refresh_token);
-        let found = refresh_token::Entity::find_by_id(hash.clone())
-            .find_also_related(session::Entity)
-            .one(&self.db)
-            .await?;
-        let Some((stored, Some(session))) = found else {
-            return Err(AppError::Unauthenticated("invalid refresh token"));
-        };
-        if session.revoked_at.is_some() {
-            return Err(AppError::Unauthenticated("session revoked"));
-        }
-        // Before the token is claimed: a refused refresh leaves it usable.
-        self.refresh_per_user.check(&session.user_id)?;
-        if stored.used_at.is_some() {
-            return Err(self.reuse_detected(session.id).await);
-        }
-        if stored.expires_at <= now() {
-            return Err(AppError::Unauthenticated("refresh token expired"));
-        }
-
-        let txn = self.db.begin().await?;
-        // Claim the token with a conditional update: of two concurrent refreshes with the same
-        // token exactly one matches `used_at IS NULL`; the other is reuse.
-        let claimed = refresh_token::Entity::update_many()
-            .col_expr(refresh_token::Column::UsedAt, Expr::value(now()))
-            .filter(refresh_token::Column::TokenHash.eq(hash))
-            .filter(refresh_token::Column::UsedAt.is_null())
-            .exec(&txn)
-            .await?
-            .rows_affected
-            == 1;
-        if !claimed {
-            txn.rollback().await?;
-            return Err(self.reuse_detected(session.id).await);
-        }
-        let next = self.store_refresh_token(&txn, session.id).await?;
-        let user = user::Entity::find_by_id(session.user_id)
-            .filter(user::Column::DeletedAt.is_null())
-            .one(&txn)
-            .await?
-            .ok_or(AppError::Unauthenticated("user no longer exists"))?;
-        txn.commit().await?;
-        self.issue(user, session.id, next)
-    }
-
-    /// Ends the session the refresh token belongs to. Any token of the chain will do, used or
-    /// not: whoever holds one may end the session. False if there was nothing to end.
-    pub async fn logout(&self, refresh_token: &str) -> AppResult<bool> {
-        if refresh_token.len() > MAX_REFRESH_TOKEN {
-            return Ok(false);
-        }
-        let stored = refresh_token::Entity::find_by_id(hash_refresh_token(refresh_token))
-            .one(&self.db)
-            .await?;
-        match stored {
-            Some(stored) => Ok(self.revoke_sessions(&[stored.session_id]).await? == 1),
-            None => Ok(false),
-        }
-    }
-
-    /// Ends every live session of the viewer; returns how many.
-    pub async fn logout_all(&self, viewer: &Viewer) -> AppResult<u64> {
-        let ids = self.live_sessions(viewer.user_id).await?;
-        self.revoke_sessions(&ids).await
-    }
-
-    async fn live_sessions(&self, user_id: Uuid) -> AppResult<Vec<Uuid>> {
-        Ok(session::Entity::find()
-            .select_only()
-            .column(session::Column::Id)
-            .filter(session::Column::UserId.eq(user_id))
-            .filter(session::Column::RevokedAt.is_null())
-            .into_tuple()
-            .all(&self.db)
-            .await?)
-    }
-
-    async fn reuse_detected(&self, session_id: Uuid) -> AppError {
-        tracing::warn!(%session_id, "refresh token reuse detected; revoking the session");
-        metrics::counter!("auth_refresh_reuse_total").increment(1);
-        match self.revoke_sessions(&[session_id]).await {
-            Ok(_) => AppError::Unauthenticated("refresh token already used; session revoked"),
-            Err(err) => err,
-        }
-    }
-
-    /// Marks sessions revoked in the database, refuses their access tokens here from now on,
-    /// and announces it, so every instance does the same and closes their sockets.
-    async fn revoke_sessions(&self, ids: &[Uuid]) -> AppResult<u64> {
-        if ids.is_empty() {
-            return Ok(0);
-        }
-        let txn = self.db.begin().await?;
-        let revoked = self.revoke_in(&txn, ids).await?;
-        txn.commit().await?;
-        self.revoked(ids);
-        Ok(revoked)
-    }
-
-    /// The part of a revocation inside the transaction: the rows, and the announcement
-    /// (which goes out if and only if the transaction commits).
-    async fn revoke_in(&self, txn: &DatabaseTransaction, ids: &[Uuid]) -> AppResult<u64> {
-        if ids.is_empty() {
-            return Ok(0);
-        }
-        let revoked = session::Entity::update_many()
-            .col_expr(session::Column::RevokedAt, Expr::value(now()))
-            .filter(session::Column::Id.is_in(ids.iter().copied()))
-            .filter(session::Column::RevokedAt.is_null())
-            .exec(txn)
-            .await?
-            .rows_affected;
-        self.broker
-            .stage(txn, &Event::Revoked(ids.to_vec()))
-            .await?;
-        Ok(revoked)
-    }
-
-    /// After the commit: refused here at once, without waiting for the announcement to come
-    /// back, and announced to the other instances.
-    fn revoked(&self, ids: &[Uuid]) {
-        if ids.is_empty() {
-            return;
-        }
-        for id in ids {
-            self.revocations.insert(*id, Duration::ZERO);
-        }
-        self.broker.committed(Event::Revoked(ids.to_vec()));
-    }
-
-    /// Fills the revocation set from the database: at start-up, and whenever announcements
-    /// may have been missed.
-    pub async fn load_recent_revocations(&self) -> AppResult<()> {
-        let now = now();
-        let since = now - self.revocations.horizon();
-        let recent: Vec<(Uuid, Option<chrono::DateTime<Utc>>)> = session::Entity::find()
-            .select_only()
-            .column(session::Column::Id)
-            .column(session::Column::RevokedAt)
-            .filter(session::Column::RevokedAt.gt(since))
-            .into_tuple()
-            .all(&self.db)
-            .await?;
-        for (id, revoked_at) in recent {
-            let age = revoked_at.map_or(Duration::ZERO, |t| (now - t).to_std().unwrap_or_default());
-            self.revocations.insert(id, age);
-        }
-        Ok(())
-    }
-
-    async fn start_session(
-        &self,
-        conn: &impl ConnectionTrait,
-        user_id: Uuid,
-    ) -> AppResult<(Uuid, String)> {
-        let session = session::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            user_id: Set(user_id),
-            created_at: Set(now()),
-            revoked_at: Set(None),
-        }
-        .insert(conn)
-        .await?;
-        let refresh_token = self.store_refresh_token(conn, session.id).await?;
-        Ok((session.id, refresh_token))
-    }
-
-    async fn store_refresh_token(
-        &self,
-        conn: &impl ConnectionTrait,
-        session_id: Uuid,
-    ) -> AppResult<String> {
-        let token = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
-        let now = now();
-        refresh_token::Entity::insert(refresh_token::ActiveModel {
-            token_hash: Set(hash_refresh_token(&token)),
-            session_id: Set(session_id),
-            created_at: Set(now),
-            expires_at: Set(now + self.refresh_ttl),
-            used_at: Set(None),
-        })
-        .exec_without_returning(conn)
-        .await?;
-        Ok(token)
-    }
-
-    fn issue(
-        &self,
-        user: user::Model,
-        session_id: Uuid,
-        refresh_token: String,
-    ) -> AppResult<Issued> {
-        Ok(Issued {
-            access_token: self.tokens.issue(user.id, session_id, user.role)?,
-            refresh_token,
-            expires_in: self.tokens.ttl().as_secs(),
-            user,
-        })
-    }
-}
-
-/// Refresh tokens carry 256 random bits, so a fast unsalted hash is enough: there is nothing
-/// to brute-force, only a stolen database to make useless.
-fn hash_refresh_token(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
 }

@@ -10,12 +10,14 @@
 //!
 //! A replay of a long history reads it a batch at a time, and only as fast as the subscriber
 //! takes it (the stream is pulled by its socket). While catching up, the feed holds one of its
-//! socket's `Replays` turns: a socket replays a bounded number of histories at once.
+//! `Subscriber`'s turns: a client replays a bounded number of histories at once, and takes
+//! turns with its queries and mutations.
 //!
 //! The channel holds a bounded number of events per room. A subscriber that falls further
-//! behind than that cannot keep up with its room: its feed ends with `FellBehind`, its socket
-//! is closed, and its client resumes with `after`. Catching it up from the database instead
-//! would cost a read per event for as long as it stays slow.
+//! behind than that cannot keep up with its room: its feed says so to its `Subscriber` and
+//! delivers nothing more, its connection is closed, and its client resumes with `after`.
+//! Catching it up from the database instead would cost a read per event for as long as it
+//! stays slow.
 use std::{collections::VecDeque, sync::Arc};
 
 use futures_util::{Stream, stream};
@@ -23,7 +25,10 @@ use sea_orm::DatabaseConnection;
 use tokio::sync::{OwnedSemaphorePermit, broadcast::error::RecvError, watch};
 use uuid::Uuid;
 
-use super::{CATCH_UP_BATCH, Replays, messages_from};
+use super::{
+    Subscriber,
+    messages::{CATCH_UP_BATCH, messages_from},
+};
 use crate::{
     broker::{ChatMessage, RoomEvent, RoomSubscription},
     error::{AppError, AppResult},
@@ -45,7 +50,7 @@ pub struct Feed {
     pub last_seq: i64,
     pub live: RoomSubscription,
     pub resyncs: watch::Receiver<u64>,
-    pub replays: Option<Replays>,
+    pub subscriber: Subscriber,
 }
 
 enum Mode {
@@ -54,6 +59,8 @@ enum Mode {
         until: Option<i64>,
     },
     Live,
+    /// Fell behind: said so, and waits to be dropped with its connection.
+    FellBehind,
     Ended,
 }
 
@@ -104,9 +111,8 @@ impl State {
     async fn step(&mut self) -> AppResult<()> {
         match self.mode {
             Mode::CatchUp { until } => {
-                if let (None, Some(replays)) = (&self.turn, &self.feed.replays) {
-                    // Closed only if the socket is gone, and then so is this feed.
-                    self.turn = replays.0.clone().acquire_owned().await.ok();
+                if self.turn.is_none() {
+                    self.turn = self.feed.subscriber.turn().await;
                 }
                 self.read_batch(until).await
             }
@@ -124,6 +130,10 @@ impl State {
                 };
                 self.on_event(event);
                 Ok(())
+            }
+            Mode::FellBehind => {
+                self.turn = None;
+                std::future::pending().await
             }
             Mode::Ended => Ok(()),
         }
@@ -150,8 +160,8 @@ impl State {
             Err(RecvError::Lagged(missed)) => {
                 metrics::counter!("chat_feed_lagged_total").increment(1);
                 tracing::debug!(room = %self.feed.room_id, missed, "subscriber fell behind");
-                self.mode = Mode::Ended;
-                self.failure = Some(AppError::FellBehind);
+                self.feed.subscriber.fell_behind.cancel();
+                self.mode = Mode::FellBehind;
             }
             Err(RecvError::Closed) => self.mode = Mode::Ended,
         }

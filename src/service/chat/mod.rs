@@ -1,58 +1,80 @@
-//! Rooms, membership and messages.
+//! Rooms, membership and messages: `rooms` creates, lists, joins and leaves them; `messages`
+//! reads history, sends, and subscribes (a subscription's live view is a `feed`).
 //!
 //! Who may do what: anyone signed in reads a public room; only members read a private one;
 //! only members send, and subscribe, in any room.
 mod feed;
+mod messages;
+mod rooms;
 
-use std::{net::IpAddr, sync::Arc};
+use std::sync::Arc;
 
-use futures_util::Stream;
 use sea_orm::{
-    ActiveModelTrait,
-    ActiveValue::Set,
-    ColumnTrait, DatabaseConnection, EntityTrait, ExprTrait, FromQueryResult, JoinType,
-    QueryFilter, QueryOrder, QuerySelect, RelationTrait, TransactionTrait,
+    DatabaseConnection, EntityTrait, ExprTrait, FromQueryResult, QuerySelect,
     sea_query::{Expr, Query},
 };
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use uuid::Uuid;
 
+/// A stored message with its author, as every layer above sees it (the broker's type: it is
+/// what travels between instances).
+pub use crate::broker::ChatMessage;
 use crate::{
-    broker::{Broker, ChatMessage, Event, Hub},
+    broker::{Broker, Hub},
     config::RateLimits,
-    domain::{ClientMsgId, MessageBody, RoomName},
-    entity::{membership, message, now, room, user},
+    entity::{membership, room},
     error::{AppError, AppResult},
     service::{
-        Direction,
-        auth::Viewer,
         rate_limit::{ClientNet, RateLimit},
-        user::UserCache,
+        user::Users,
     },
 };
+pub use messages::NewMessage;
 
-/// Messages read from the database per query when replaying or catching up: what one replay
-/// holds in memory at most (a few KB of typical messages; 1.6 MB of the largest).
-const CATCH_UP_BATCH: u64 = 100;
-
-/// Turns at replaying history from the database, shared by the subscriptions of one socket:
-/// a feed holds one while it reads and delivers what it missed (see `feed`).
+/// What the operations of one client connection share: turns at database work (a query or
+/// mutation holds one while it runs, a feed while it reads and delivers what it missed), and
+/// the signal that one of its subscriptions fell further behind its room than the server
+/// buffers. The client must then resubscribe with `after`; the transport ends the connection
+/// (see `feed`).
+///
+/// The turns keep one client from filling the database pool: a socket that sends a hundred
+/// operations at once runs a few at a time, and the rest wait on the socket, not in the pool
+/// where every other client waits too.
 #[derive(Clone)]
-pub struct Replays(pub Arc<tokio::sync::Semaphore>);
+pub struct Subscriber {
+    turns: Arc<tokio::sync::Semaphore>,
+    fell_behind: CancellationToken,
+}
+
+impl Subscriber {
+    /// A client that may do `turns` pieces of database work at a time.
+    pub fn new(turns: usize) -> Self {
+        Self {
+            turns: Arc::new(tokio::sync::Semaphore::new(turns)),
+            fell_behind: CancellationToken::new(),
+        }
+    }
+
+    /// Waits for one of this client's turns; it ends when the permit is dropped.
+    pub async fn turn(&self) -> Option<OwnedSemaphorePermit> {
+        // The semaphore is never closed: waiting for a turn ends with one.
+        self.turns.clone().acquire_owned().await.ok()
+    }
+
+    /// Completes once one of this client's subscriptions has fallen behind.
+    pub fn fell_behind(&self) -> WaitForCancellationFutureOwned {
+        self.fell_behind.clone().cancelled_owned()
+    }
+}
 
 pub struct Chat {
     db: DatabaseConnection,
     broker: Arc<dyn Broker>,
     hub: Arc<Hub>,
-    users: Arc<UserCache>,
+    users: Arc<Users>,
     send_per_user: RateLimit<Uuid>,
     send_per_ip: RateLimit<ClientNet>,
-}
-
-/// One page of a room's history, oldest first.
-pub struct History {
-    pub messages: Vec<ChatMessage>,
-    pub has_previous: bool,
-    pub has_next: bool,
 }
 
 #[derive(FromQueryResult)]
@@ -82,18 +104,12 @@ impl RoomAccess {
     }
 }
 
-pub struct NewMessage {
-    pub room_id: Uuid,
-    pub body: MessageBody,
-    pub client_msg_id: Option<ClientMsgId>,
-}
-
 impl Chat {
     pub fn new(
         db: DatabaseConnection,
         broker: Arc<dyn Broker>,
         hub: Arc<Hub>,
-        users: Arc<UserCache>,
+        users: Arc<Users>,
         limits: &RateLimits,
     ) -> Self {
         Self {
@@ -104,275 +120,6 @@ impl Chat {
             send_per_user: RateLimit::per_minute("send_user", limits.send_per_user),
             send_per_ip: RateLimit::per_minute("send_ip", limits.send_per_ip),
         }
-    }
-
-    /// Creates a room; its creator is its first member.
-    pub async fn create_room(
-        &self,
-        viewer: &Viewer,
-        name: RoomName,
-        is_private: bool,
-    ) -> AppResult<room::Model> {
-        let txn = self.db.begin().await?;
-        let created = room::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            name: Set(name.into_inner()),
-            is_private: Set(is_private),
-            created_by: Set(viewer.user_id),
-            created_at: Set(now()),
-            last_seq: Set(0),
-        }
-        .insert(&txn)
-        .await?;
-        add_member(&txn, created.id, viewer.user_id).await?;
-        txn.commit().await?;
-        Ok(created)
-    }
-
-    /// Joins a public room (joining twice is fine). Private rooms are invite-only.
-    pub async fn join_room(&self, viewer: &Viewer, room_id: Uuid) -> AppResult<room::Model> {
-        let access = self.room_access(room_id, viewer.user_id).await?;
-        if access.is_member {
-            return Ok(access.room);
-        }
-        let room = access.readable()?;
-        let inserted = membership::Entity::insert(membership::ActiveModel {
-            room_id: Set(room_id),
-            user_id: Set(viewer.user_id),
-            joined_at: Set(now()),
-        })
-        .on_conflict_do_nothing()
-        .exec_without_returning(&self.db)
-        .await;
-        match inserted {
-            Ok(_) => Ok(room),
-            Err(err) => Err(err.into()),
-        }
-    }
-
-    /// Leaves a room; the viewer's subscriptions to it end. False if not a member.
-    pub async fn leave_room(&self, viewer: &Viewer, room_id: Uuid) -> AppResult<bool> {
-        if !self.room_access(room_id, viewer.user_id).await?.is_member {
-            return Ok(false);
-        }
-        let txn = self.db.begin().await?;
-        let left = membership::Entity::delete_many()
-            .filter(membership::Column::RoomId.eq(room_id))
-            .filter(membership::Column::UserId.eq(viewer.user_id))
-            .exec(&txn)
-            .await?
-            .rows_affected
-            == 1;
-        let event = Event::Left {
-            room_id,
-            user_id: viewer.user_id,
-        };
-        if left {
-            self.broker.stage(&txn, &event).await?;
-        }
-        txn.commit().await?;
-        if left {
-            self.broker.committed(event);
-        }
-        Ok(left)
-    }
-
-    /// Rooms the viewer is a member of, in creation order, after `after`.
-    pub async fn my_rooms(
-        &self,
-        viewer: &Viewer,
-        after: Option<Uuid>,
-        limit: u64,
-    ) -> AppResult<Vec<room::Model>> {
-        let mut query = room::Entity::find()
-            .join(JoinType::InnerJoin, room::Relation::Membership.def())
-            .filter(membership::Column::UserId.eq(viewer.user_id))
-            .order_by_asc(room::Column::Id);
-        if let Some(after) = after {
-            query = query.filter(room::Column::Id.gt(after));
-        }
-        Ok(query.limit(limit).all(&self.db).await?)
-    }
-
-    /// Public rooms, for finding one to join, in creation order.
-    pub async fn public_rooms(
-        &self,
-        after: Option<Uuid>,
-        limit: u64,
-    ) -> AppResult<Vec<room::Model>> {
-        let mut query = room::Entity::find()
-            .filter(room::Column::IsPrivate.eq(false))
-            .order_by_asc(room::Column::Id);
-        if let Some(after) = after {
-            query = query.filter(room::Column::Id.gt(after));
-        }
-        Ok(query.limit(limit).all(&self.db).await?)
-    }
-
-    /// A room the viewer may read: NOT_FOUND if there is none, FORBIDDEN if private and the
-    /// viewer is not a member.
-    pub async fn readable_room(&self, viewer: &Viewer, room_id: Uuid) -> AppResult<room::Model> {
-        self.room_access(room_id, viewer.user_id).await?.readable()
-    }
-
-    /// One page of `room`'s messages. Seqs have no gaps, so whether there is anything before
-    /// or after the page follows from the cursor and `last_seq`, with no extra query.
-    pub async fn history(
-        &self,
-        room: &room::Model,
-        direction: Direction,
-        cursor: Option<i64>,
-        limit: u64,
-    ) -> AppResult<History> {
-        let mut query = message::Entity::find()
-            .find_also_related(user::Entity)
-            .filter(message::Column::RoomId.eq(room.id));
-        query = match (direction, cursor) {
-            (Direction::Forward, Some(after)) => query.filter(message::Column::Seq.gt(after)),
-            (Direction::Backward, Some(before)) => query.filter(message::Column::Seq.lt(before)),
-            (_, None) => query,
-        };
-        query = match direction {
-            Direction::Forward => query.order_by_asc(message::Column::Seq),
-            Direction::Backward => query.order_by_desc(message::Column::Seq),
-        };
-        let rows = query.limit(limit + 1).all(&self.db).await?;
-        let more = rows.len() as u64 > limit;
-        let mut messages: Vec<ChatMessage> = rows
-            .into_iter()
-            .take(limit as usize)
-            .map(with_author)
-            .collect::<AppResult<_>>()?;
-        if direction == Direction::Backward {
-            messages.reverse();
-        }
-        let (has_previous, has_next) = match direction {
-            Direction::Forward => (cursor.is_some_and(|after| after >= 1), more),
-            Direction::Backward => (more, cursor.is_some_and(|before| before <= room.last_seq)),
-        };
-        Ok(History {
-            messages,
-            has_previous,
-            has_next,
-        })
-    }
-
-    /// Stores a message under the room's next seq and announces it. With a `clientMsgId`
-    /// the send is idempotent: repeating it returns the message already stored.
-    pub async fn send_message(
-        &self,
-        viewer: &Viewer,
-        client: IpAddr,
-        new: NewMessage,
-    ) -> AppResult<ChatMessage> {
-        self.send_per_ip.check(&client.into())?;
-        self.send_per_user.check(&viewer.user_id)?;
-        let author = self
-            .users
-            .get(viewer.user_id)
-            .await?
-            .ok_or(AppError::Unauthenticated("user no longer exists"))?;
-        self.room_access(new.room_id, viewer.user_id)
-            .await?
-            .member("only members may send to this room")?;
-        if let Some(client_msg_id) = &new.client_msg_id
-            && let Some(existing) = self.find_sent(viewer.user_id, client_msg_id).await?
-        {
-            return same_room(existing, new.room_id, author);
-        }
-
-        let txn = self.db.begin().await?;
-        // The increment comes first: it takes the room's row lock (SQLite: the write lock) for
-        // the rest of the transaction, so concurrent sends get consecutive seqs in commit
-        // order, and a send that fails rolls its seq back: no gaps.
-        let seq = room::Entity::update_many()
-            .col_expr(
-                room::Column::LastSeq,
-                Expr::col(room::Column::LastSeq).add(1),
-            )
-            .filter(room::Column::Id.eq(new.room_id))
-            .exec_with_returning(&txn)
-            .await?
-            .first()
-            .map(|r| r.last_seq)
-            .ok_or(AppError::NotFound("room"))?;
-        let inserted = message::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            room_id: Set(new.room_id),
-            seq: Set(seq),
-            author_id: Set(viewer.user_id),
-            body: Set(new.body.into_inner()),
-            client_msg_id: Set(new.client_msg_id.as_ref().map(|c| c.as_str().to_owned())),
-            created_at: Set(now()),
-            edited_at: Set(None),
-        }
-        .insert(&txn)
-        .await;
-        let stored = match (inserted, &new.client_msg_id) {
-            (Ok(stored), _) => stored,
-            // The same send raced itself (a client retry): the other one won.
-            (Err(err), Some(client_msg_id))
-                if matches!(
-                    err.sql_err(),
-                    Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-                ) =>
-            {
-                txn.rollback().await?;
-                let existing = self
-                    .find_sent(viewer.user_id, client_msg_id)
-                    .await?
-                    .ok_or_else(|| anyhow::anyhow!("duplicate clientMsgId but no message"))?;
-                return same_room(existing, new.room_id, author);
-            }
-            (Err(err), _) => return Err(err.into()),
-        };
-        let sent = ChatMessage {
-            message: stored,
-            author,
-        };
-        let event = Event::Message(Arc::new(sent.clone()));
-        self.broker.stage(&txn, &event).await?;
-        txn.commit().await?;
-        self.broker.committed(event);
-        metrics::counter!("chat_messages_sent_total").increment(1);
-        Ok(sent)
-    }
-
-    /// The room's messages after seq `after` (or from now on), live: see `feed`. Replays take
-    /// turns from `replays`, when given.
-    pub async fn subscribe(
-        &self,
-        viewer: &Viewer,
-        room_id: Uuid,
-        after: Option<i64>,
-        replays: Option<Replays>,
-    ) -> AppResult<impl Stream<Item = AppResult<Arc<ChatMessage>>> + use<>> {
-        // Subscribe before reading where the room is: whatever commits after this is in the
-        // channel, whatever committed before is in the database.
-        let live = self.hub.subscribe(room_id);
-        let room = self
-            .room_access(room_id, viewer.user_id)
-            .await?
-            .member("only members may subscribe to this room")?;
-        // No message has a seq past the room's last: such a cursor was never handed out, and
-        // taken at its word it would skip every message up to it as delivered.
-        if after.is_some_and(|after| after > room.last_seq) {
-            return Err(AppError::bad_input(
-                "after",
-                "the cursor is past the newest message of this room",
-            ));
-        }
-        Ok(feed::feed(feed::Feed {
-            db: self.db.clone(),
-            room_id,
-            viewer_id: viewer.user_id,
-            // Without a cursor: from the next message on.
-            next_seq: Ord::max(after.unwrap_or(room.last_seq), 0) + 1,
-            last_seq: room.last_seq,
-            live,
-            resyncs: self.hub.resyncs(),
-            replays,
-        }))
     }
 
     /// The room and whether `user_id` is a member, in one query (every room operation starts
@@ -394,77 +141,4 @@ impl Chat {
             .await?
             .ok_or(AppError::NotFound("room"))
     }
-
-    async fn find_sent(
-        &self,
-        author_id: Uuid,
-        client_msg_id: &ClientMsgId,
-    ) -> AppResult<Option<message::Model>> {
-        Ok(message::Entity::find()
-            .filter(message::Column::AuthorId.eq(author_id))
-            .filter(message::Column::ClientMsgId.eq(client_msg_id.as_str()))
-            .one(&self.db)
-            .await?)
-    }
-}
-
-async fn add_member(
-    txn: &sea_orm::DatabaseTransaction,
-    room_id: Uuid,
-    user_id: Uuid,
-) -> AppResult<()> {
-    membership::Entity::insert(membership::ActiveModel {
-        room_id: Set(room_id),
-        user_id: Set(user_id),
-        joined_at: Set(now()),
-    })
-    .exec_without_returning(txn)
-    .await?;
-    Ok(())
-}
-
-/// A repeated send returns the original, unless the key was used for another room.
-fn same_room(
-    existing: message::Model,
-    room_id: Uuid,
-    author: Arc<user::Model>,
-) -> AppResult<ChatMessage> {
-    if existing.room_id != room_id {
-        return Err(AppError::Conflict {
-            field: "clientMsgId",
-            message: "clientMsgId was already used for a message in another room".into(),
-        });
-    }
-    Ok(ChatMessage {
-        message: existing,
-        author,
-    })
-}
-
-fn with_author((message, author): (message::Model, Option<user::Model>)) -> AppResult<ChatMessage> {
-    let author = author.ok_or_else(|| anyhow::anyhow!("message {} has no author", message.id))?;
-    Ok(ChatMessage {
-        message,
-        author: Arc::new(author),
-    })
-}
-
-/// Messages of `room_id` from seq `from` on, oldest first, at most `limit`.
-async fn messages_from(
-    db: &DatabaseConnection,
-    room_id: Uuid,
-    from: i64,
-    limit: u64,
-) -> AppResult<Vec<ChatMessage>> {
-    message::Entity::find()
-        .find_also_related(user::Entity)
-        .filter(message::Column::RoomId.eq(room_id))
-        .filter(message::Column::Seq.gte(from))
-        .order_by_asc(message::Column::Seq)
-        .limit(limit)
-        .all(db)
-        .await?
-        .into_iter()
-        .map(with_author)
-        .collect()
 }

@@ -15,8 +15,12 @@ use std::{
     time::{Duration, Instant},
 };
 
+use chrono::Utc;
+use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QuerySelect};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use uuid::Uuid;
+
+use crate::entity::{now, session};
 
 pub struct Revocations {
     /// Session id → when the entry may be forgotten.
@@ -109,6 +113,26 @@ impl Revocations {
             token.cancel();
         }
         new
+    }
+
+    /// Fills the set from the database: at start-up, and whenever announcements may have been
+    /// missed (the Postgres listener reconnected).
+    pub async fn load_recent(&self, db: &DatabaseConnection) -> Result<(), DbErr> {
+        let now = now();
+        let since = now - self.horizon;
+        let recent: Vec<(Uuid, Option<chrono::DateTime<Utc>>)> = session::Entity::find()
+            .select_only()
+            .column(session::Column::Id)
+            .column(session::Column::RevokedAt)
+            .filter(session::Column::RevokedAt.gt(since))
+            .into_tuple()
+            .all(db)
+            .await?;
+        for (id, revoked_at) in recent {
+            let age = revoked_at.map_or(Duration::ZERO, |t| (now - t).to_std().unwrap_or_default());
+            self.insert(id, age);
+        }
+        Ok(())
     }
 
     pub fn is_revoked(&self, session_id: &Uuid) -> bool {

@@ -13,7 +13,7 @@ use async_graphql::{
 };
 use uuid::Uuid;
 
-use super::guard::Caller;
+use crate::graphql::guard::Caller;
 use crate::{
     config::RateLimits,
     error::AppError,

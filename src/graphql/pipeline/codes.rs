@@ -17,7 +17,7 @@ use async_graphql::{
     futures_util::stream::{BoxStream, StreamExt},
 };
 
-use super::variables;
+use super::{document::selected_operation, variables};
 use crate::error::{AppError, ErrorCode, INTERNAL_MESSAGE};
 
 pub struct ErrorCodes;
@@ -68,14 +68,10 @@ impl Extension for ErrorCodesExtension {
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<async_graphql::Request> {
         let variables = std::mem::take(&mut request.variables);
-        let operation_name = request.operation_name.clone();
-        let errors = match request.parsed_query() {
-            Ok(doc) => variables::selected_operation(doc, operation_name.as_deref())
-                .map(|op| variables::coercion_errors(&ctx.schema_env.registry, op, &variables))
-                .unwrap_or_default(),
-            // Reported by parsing, next.
-            Err(_) => Vec::new(),
-        };
+        // No operation: reported by execution, next.
+        let errors = selected_operation(&mut request)
+            .map(|op| variables::coercion_errors(&ctx.schema_env.registry, op, &variables))
+            .unwrap_or_default();
         if errors.is_empty() {
             request.variables = variables;
         } else {

@@ -5,24 +5,9 @@
 //! documents, and a missing required variable must fail even if unused.
 use async_graphql::{
     ServerError, Value as ConstValue, Variables,
-    parser::types::{DocumentOperations, ExecutableDocument, OperationDefinition},
+    parser::types::OperationDefinition,
     registry::{MetaType, MetaTypeName, Registry},
 };
-
-/// The operation `operation_name` selects, if the document has exactly one such.
-pub fn selected_operation<'d>(
-    doc: &'d ExecutableDocument,
-    operation_name: Option<&str>,
-) -> Option<&'d OperationDefinition> {
-    match (&doc.operations, operation_name) {
-        (DocumentOperations::Single(op), _) => Some(&op.node),
-        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| &op.node),
-        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
-            ops.values().next().map(|op| &op.node)
-        }
-        (DocumentOperations::Multiple(_), None) => None,
-    }
-}
 
 /// The coercion errors of `op`'s variables (empty when all coerce).
 pub fn coercion_errors(

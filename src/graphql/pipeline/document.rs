@@ -15,15 +15,17 @@
 use std::{num::NonZeroUsize, sync::Mutex};
 
 use async_graphql::{
-    ServerError,
+    Request, ServerError,
     parser::{
         parse_query,
-        types::{DocumentOperations, ExecutableDocument, Selection, SelectionSet},
+        types::{
+            DocumentOperations, ExecutableDocument, OperationDefinition, Selection, SelectionSet,
+        },
     },
 };
 use lru::LruCache;
 
-use super::{errors::with_code, limits::DocumentLimits, scan};
+use super::{codes::with_code, limits::DocumentLimits, scan};
 use crate::{config::GraphqlConfig, error::ErrorCode, text::cut};
 
 /// Distinct documents kept; the least recently used goes first.
@@ -77,6 +79,23 @@ impl Documents {
             lock().put(query.to_owned(), doc.clone());
         }
         Ok(doc)
+    }
+}
+
+/// The operation a request runs: the one its `operationName` names, or without a name the
+/// document's only one, as async-graphql chooses. `None` when there is no such operation
+/// (executing the request then says why). Requests carry their document from
+/// `Documents::parse`, so this reads it and never parses.
+pub fn selected_operation(request: &mut Request) -> Option<&OperationDefinition> {
+    let name = request.operation_name.clone();
+    let doc = request.parsed_query().ok()?;
+    match (&doc.operations, name.as_deref()) {
+        (DocumentOperations::Single(op), _) => Some(&op.node),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| &op.node),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
+            ops.values().next().map(|op| &op.node)
+        }
+        (DocumentOperations::Multiple(_), None) => None,
     }
 }
 

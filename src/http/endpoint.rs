@@ -23,7 +23,7 @@ use super::{
 };
 use crate::{
     error::ErrorCode,
-    graphql::{guard::Caller, variables::selected_operation},
+    graphql::{guard::Caller, pipeline::selected_operation},
 };
 
 pub async fn post(
@@ -147,12 +147,7 @@ pub async fn get(
         Err(refused) => return graphql_response(media, *refused),
     };
     // GET is for reads: it can be cached, prefetched and sent by an <img> tag.
-    let operation_name = request.operation_name.clone();
-    let operation_type = request
-        .parsed_query()
-        .ok()
-        .and_then(|doc| selected_operation(doc, operation_name.as_deref()))
-        .map(|op| op.ty);
+    let operation_type = selected_operation(&mut request).map(|op| op.ty);
     if matches!(
         operation_type,
         Some(OperationType::Mutation | OperationType::Subscription)

@@ -19,7 +19,7 @@ use async_graphql::{
     parser::types::{Directive, ExecutableDocument, Selection, SelectionSet},
 };
 
-use super::errors::with_code;
+use super::codes::with_code;
 use crate::{config::GraphqlConfig, error::ErrorCode};
 
 #[derive(Debug, Clone)]

@@ -1,5 +1,5 @@
-//! One WebSocket connection: the protocol state machine, driving the schema's execution
-//! streams.
+//! One WebSocket client, from upgrade to close: the protocol state machine, driving the
+//! schema's execution streams.
 //!
 //! One task per socket, no task per subscription: the task waits on the events that end the
 //! socket (shutdown, its session's revocation, the init timeout or the token's expiry) first,
@@ -14,14 +14,13 @@
 use std::{
     net::IpAddr,
     pin::Pin,
-    sync::Arc,
     time::{Duration, Instant},
 };
 
-use async_graphql::Response;
+use async_graphql::{Response, parser::types::OperationType};
 use axum::extract::ws::{Message, WebSocket};
 use futures_util::{StreamExt, stream::BoxStream};
-use tokio::{sync::Semaphore, time::sleep_until};
+use tokio::time::sleep_until;
 use tokio_stream::StreamMap;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
@@ -32,26 +31,27 @@ use super::{
 };
 use crate::{
     error::AppError,
-    graphql::guard::Caller,
+    graphql::{guard::Caller, pipeline::selected_operation},
     http::{
         HttpState,
         wire::{RequestParams, is_request_error},
     },
     service::{
         auth::{AuthError, SessionWatch, TokenError, Viewer},
-        chat::Replays,
+        chat::Subscriber,
     },
 };
 
 /// A subscription's responses, then `None` when it ends (to send `complete`).
 type Results = BoxStream<'static, Option<Response>>;
 
-/// Subscriptions of one socket that may replay history from the database at once; the others
-/// wait their turn. A replay holds a batch of messages in memory (`service::chat::feed`), so
+/// Operations of one socket that may work on the database at once (a query or mutation, or a
+/// subscription replaying history); the others wait their turn. A replay holds a batch of
+/// messages in memory (`service::chat::feed`) and every turn may hold a pool connection, so
 /// this bounds what one socket can make the server hold, and read, at a time.
-const REPLAYS_PER_SOCKET: usize = 4;
+const TURNS_PER_SOCKET: usize = 4;
 
-pub struct Connection {
+pub struct Client {
     socket: WebSocket,
     protocol: Protocol,
     http: HttpState,
@@ -64,7 +64,8 @@ pub struct Connection {
     /// viewer's token expires (moved by a re-auth ping).
     deadline: Instant,
     subscriptions: StreamMap<String, Results>,
-    replays: Replays,
+    /// What this socket's subscriptions share (turns at replaying; falling behind).
+    subscriber: Subscriber,
 }
 
 /// The signed-in side of a socket: who, and the watch that ends it when the session is revoked.
@@ -104,7 +105,7 @@ async fn io(
     }
 }
 
-impl Connection {
+impl Client {
     pub fn new(socket: WebSocket, protocol: Protocol, http: HttpState, ip: IpAddr) -> Self {
         Self {
             socket,
@@ -115,7 +116,7 @@ impl Connection {
             claim: None,
             deadline: Instant::now(),
             subscriptions: StreamMap::new(),
-            replays: Replays(Arc::new(Semaphore::new(REPLAYS_PER_SOCKET))),
+            subscriber: Subscriber::new(TURNS_PER_SOCKET),
         }
     }
 
@@ -128,8 +129,9 @@ impl Connection {
             tokio::time::interval_at((Instant::now() + config.keepalive).into(), config.keepalive);
         // A token of this socket's own: polling it costs nothing shared with other sockets.
         let shutdown = self.http.state.shutdown.child_token().cancelled_owned();
+        let fell_behind = self.subscriber.fell_behind();
         let deadline = sleep_until(self.deadline.into());
-        tokio::pin!(shutdown, deadline);
+        tokio::pin!(shutdown, fell_behind, deadline);
         let mut armed = self.deadline;
 
         let outcome: Result<(), Close> = loop {
@@ -143,6 +145,7 @@ impl Connection {
                 biased;
                 () = &mut shutdown => Event::Ends(Close::GoingAway),
                 () = revoked(&mut self.session) => Event::Ends(Close::Auth(AuthError::Revoked)),
+                () = &mut fell_behind => Event::Ends(Close::FellBehind),
                 () = &mut deadline => Event::Ends(if signed_in {
                     Close::Auth(AuthError::Token(TokenError::Expired))
                 } else {
@@ -270,8 +273,8 @@ impl Connection {
             auth: Ok(session.viewer.clone()),
             ip: self.ip,
         };
-        let request = match params.into_request(caller, &self.http.documents) {
-            Ok(request) => request.data(self.replays.clone()),
+        let mut request = match params.into_request(caller, &self.http.documents) {
+            Ok(request) => request.data(self.subscriber.clone()),
             Err(refused) => {
                 return self
                     .send(ServerMessage::Error {
@@ -281,10 +284,20 @@ impl Connection {
                     .await;
             }
         };
-        let results = self
-            .http
-            .schema
-            .execute_stream(request)
+        let results = if selected_operation(&mut request)
+            .is_some_and(|op| op.ty == OperationType::Subscription)
+        {
+            self.http.schema.execute_stream(request).left_stream()
+        } else {
+            // A query or mutation takes one of the socket's turns while it runs.
+            let (schema, subscriber) = (self.http.schema.clone(), self.subscriber.clone());
+            futures_util::stream::once(async move {
+                let _turn = subscriber.turn().await;
+                schema.execute(request).await
+            })
+            .right_stream()
+        };
+        let results = results
             .map(Some)
             .chain(futures_util::stream::once(async { None }))
             .boxed();
@@ -352,7 +365,6 @@ impl Connection {
 
     async fn on_result(&mut self, id: String, result: Option<Response>) -> Step {
         match result {
-            Some(response) if fell_behind(&response) => Err(Close::FellBehind),
             // Refused before it ran (validation, variables): `error`, and no `complete`.
             Some(response) if is_request_error(&response) => {
                 self.subscriptions.remove(&id);
@@ -396,17 +408,6 @@ impl Connection {
             Err(_) => Err(Close::Stalled),
         }
     }
-}
-
-/// Whether a subscription's feed ended because it fell behind its room.
-fn fell_behind(response: &Response) -> bool {
-    response.errors.iter().any(|error| {
-        error
-            .source
-            .as_ref()
-            .and_then(|source| source.downcast_ref::<AppError>())
-            .is_some_and(|error| matches!(error, AppError::FellBehind))
-    })
 }
 
 /// Whether a read failed on a message over the size limit. The error is tungstenite's, under

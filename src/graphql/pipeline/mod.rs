@@ -1,0 +1,17 @@
+//! What happens to a request around the resolvers, in the order it happens: the text is
+//! scanned (`scan`) and parsed once per distinct document (`document`), the parsed document is
+//! checked against the document limits (`limits`); then, inside async-graphql, variables are
+//! coerced (`variables`), every mutation field counts against the write limits (`writes`), and
+//! every error leaves with its `extensions.code` (`codes`).
+//!
+//! The transports (`http`) use `Documents` and `refused`; the schema installs the extensions.
+mod codes;
+mod document;
+mod limits;
+mod scan;
+mod variables;
+mod writes;
+
+pub use codes::{ErrorCodes, refused};
+pub use document::{Documents, selected_operation};
+pub use writes::WriteLimits;

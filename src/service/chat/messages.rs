@@ -1,0 +1,250 @@
+//! A room's messages: history pages, sending (numbered by the room's `seq`, idempotent by
+//! `clientMsgId`), and subscribing.
+use std::{net::IpAddr, sync::Arc};
+
+use futures_util::Stream;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, ExprTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait, sea_query::Expr,
+};
+use uuid::Uuid;
+
+use super::{Chat, ChatMessage, Subscriber, feed};
+use crate::{
+    broker::Event,
+    domain::{ClientMsgId, MessageBody},
+    entity::{message, now, room, user},
+    error::{AppError, AppResult},
+    service::{Direction, Window, auth::Viewer},
+};
+
+/// Messages read from the database per query when replaying or catching up: what one replay
+/// holds in memory at most (a few KB of typical messages; 1.6 MB of the largest).
+pub(super) const CATCH_UP_BATCH: u64 = 100;
+
+pub struct NewMessage {
+    pub room_id: Uuid,
+    pub body: MessageBody,
+    pub client_msg_id: Option<ClientMsgId>,
+}
+
+impl Chat {
+    /// One page of `room`'s messages. Seqs have no gaps, so whether there is anything before
+    /// or after the page follows from the cursor and `last_seq`, with no extra query.
+    pub async fn history(
+        &self,
+        room: &room::Model,
+        direction: Direction,
+        cursor: Option<i64>,
+        limit: u64,
+    ) -> AppResult<Window<ChatMessage>> {
+        let mut query = message::Entity::find()
+            .find_also_related(user::Entity)
+            .filter(message::Column::RoomId.eq(room.id));
+        query = match (direction, cursor) {
+            (Direction::Forward, Some(after)) => query.filter(message::Column::Seq.gt(after)),
+            (Direction::Backward, Some(before)) => query.filter(message::Column::Seq.lt(before)),
+            (_, None) => query,
+        };
+        query = match direction {
+            Direction::Forward => query.order_by_asc(message::Column::Seq),
+            Direction::Backward => query.order_by_desc(message::Column::Seq),
+        };
+        let rows = query.limit(limit + 1).all(&self.db).await?;
+        let more = rows.len() as u64 > limit;
+        let mut items: Vec<ChatMessage> = rows
+            .into_iter()
+            .take(limit as usize)
+            .map(with_author)
+            .collect::<AppResult<_>>()?;
+        // Oldest first, whichever way the page was read.
+        if direction == Direction::Backward {
+            items.reverse();
+        }
+        let (has_previous, has_next) = match direction {
+            Direction::Forward => (cursor.is_some_and(|after| after >= 1), more),
+            Direction::Backward => (more, cursor.is_some_and(|before| before <= room.last_seq)),
+        };
+        Ok(Window {
+            items,
+            has_previous,
+            has_next,
+        })
+    }
+
+    /// Stores a message under the room's next seq and announces it. With a `clientMsgId`
+    /// the send is idempotent: repeating it returns the message already stored.
+    pub async fn send_message(
+        &self,
+        viewer: &Viewer,
+        client: IpAddr,
+        new: NewMessage,
+    ) -> AppResult<ChatMessage> {
+        self.send_per_ip.check(&client.into())?;
+        self.send_per_user.check(&viewer.user_id)?;
+        let author = self
+            .users
+            .get(viewer.user_id)
+            .await?
+            .ok_or(AppError::Unauthenticated("user no longer exists"))?;
+        self.room_access(new.room_id, viewer.user_id)
+            .await?
+            .member("only members may send to this room")?;
+        if let Some(client_msg_id) = &new.client_msg_id
+            && let Some(existing) = self.find_sent(viewer.user_id, client_msg_id).await?
+        {
+            return same_room(existing, new.room_id, author);
+        }
+
+        let txn = self.db.begin().await?;
+        // The increment comes first: it takes the room's row lock (SQLite: the write lock) for
+        // the rest of the transaction, so concurrent sends get consecutive seqs in commit
+        // order, and a send that fails rolls its seq back: no gaps.
+        let seq = room::Entity::update_many()
+            .col_expr(
+                room::Column::LastSeq,
+                Expr::col(room::Column::LastSeq).add(1),
+            )
+            .filter(room::Column::Id.eq(new.room_id))
+            .exec_with_returning(&txn)
+            .await?
+            .first()
+            .map(|r| r.last_seq)
+            .ok_or(AppError::NotFound("room"))?;
+        let inserted = message::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            room_id: Set(new.room_id),
+            seq: Set(seq),
+            author_id: Set(viewer.user_id),
+            body: Set(new.body.into_inner()),
+            client_msg_id: Set(new.client_msg_id.as_ref().map(|c| c.as_str().to_owned())),
+            created_at: Set(now()),
+            edited_at: Set(None),
+        }
+        .insert(&txn)
+        .await;
+        let stored = match (inserted, &new.client_msg_id) {
+            (Ok(stored), _) => stored,
+            // The same send raced itself (a client retry): the other one won.
+            (Err(err), Some(client_msg_id))
+                if matches!(
+                    err.sql_err(),
+                    Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+                ) =>
+            {
+                txn.rollback().await?;
+                let existing = self
+                    .find_sent(viewer.user_id, client_msg_id)
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("duplicate clientMsgId but no message"))?;
+                return same_room(existing, new.room_id, author);
+            }
+            (Err(err), _) => return Err(err.into()),
+        };
+        let sent = ChatMessage {
+            message: stored,
+            author,
+        };
+        let event = Event::Message(Arc::new(sent.clone()));
+        self.broker.stage(&txn, &event).await?;
+        txn.commit().await?;
+        self.broker.committed(event);
+        metrics::counter!("chat_messages_sent_total").increment(1);
+        Ok(sent)
+    }
+
+    /// The room's messages after seq `after` (or from now on), live, for one of `subscriber`'s
+    /// subscriptions: see `feed`.
+    pub async fn subscribe(
+        &self,
+        viewer: &Viewer,
+        room_id: Uuid,
+        after: Option<i64>,
+        subscriber: Subscriber,
+    ) -> AppResult<impl Stream<Item = AppResult<Arc<ChatMessage>>> + use<>> {
+        // Subscribe before reading where the room is: whatever commits after this is in the
+        // channel, whatever committed before is in the database.
+        let live = self.hub.subscribe(room_id);
+        let room = self
+            .room_access(room_id, viewer.user_id)
+            .await?
+            .member("only members may subscribe to this room")?;
+        // No message has a seq past the room's last: such a cursor was never handed out, and
+        // taken at its word it would skip every message up to it as delivered.
+        if after.is_some_and(|after| after > room.last_seq) {
+            return Err(AppError::bad_input(
+                "after",
+                "the cursor is past the newest message of this room",
+            ));
+        }
+        Ok(feed::feed(feed::Feed {
+            db: self.db.clone(),
+            room_id,
+            viewer_id: viewer.user_id,
+            // Without a cursor: from the next message on.
+            next_seq: Ord::max(after.unwrap_or(room.last_seq), 0) + 1,
+            last_seq: room.last_seq,
+            live,
+            resyncs: self.hub.resyncs(),
+            subscriber,
+        }))
+    }
+
+    async fn find_sent(
+        &self,
+        author_id: Uuid,
+        client_msg_id: &ClientMsgId,
+    ) -> AppResult<Option<message::Model>> {
+        Ok(message::Entity::find()
+            .filter(message::Column::AuthorId.eq(author_id))
+            .filter(message::Column::ClientMsgId.eq(client_msg_id.as_str()))
+            .one(&self.db)
+            .await?)
+    }
+}
+
+/// A repeated send returns the original, unless the key was used for another room.
+fn same_room(
+    existing: message::Model,
+    room_id: Uuid,
+    author: Arc<user::Model>,
+) -> AppResult<ChatMessage> {
+    if existing.room_id != room_id {
+        return Err(AppError::Conflict {
+            field: "clientMsgId",
+            message: "clientMsgId was already used for a message in another room".into(),
+        });
+    }
+    Ok(ChatMessage {
+        message: existing,
+        author,
+    })
+}
+
+fn with_author((message, author): (message::Model, Option<user::Model>)) -> AppResult<ChatMessage> {
+    let author = author.ok_or_else(|| anyhow::anyhow!("message {} has no author", message.id))?;
+    Ok(ChatMessage {
+        message,
+        author: Arc::new(author),
+    })
+}
+
+/// Messages of `room_id` from seq `from` on, oldest first, at most `limit`.
+pub(super) async fn messages_from(
+    db: &DatabaseConnection,
+    room_id: Uuid,
+    from: i64,
+    limit: u64,
+) -> AppResult<Vec<ChatMessage>> {
+    message::Entity::find()
+        .find_also_related(user::Entity)
+        .filter(message::Column::RoomId.eq(room_id))
+        .filter(message::Column::Seq.gte(from))
+        .order_by_asc(message::Column::Seq)
+        .limit(limit)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(with_author)
+        .collect()
+}
