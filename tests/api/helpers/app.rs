@@ -1,0 +1,119 @@
+//! The server under test: built from a test configuration, run in-process on a random port,
+//! stopped with the test.
+use super::*;
+
+/// A test configuration: random port, the given database, a fixed secret so that several
+/// instances (and the tests themselves) agree on tokens.
+pub fn test_config(db: &TestDb) -> Config {
+    let mut config = Config {
+        bind_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        ..Config::default()
+    };
+    config.database.url = SecretString::from(db.url.clone());
+    config.database.max_connections = 5;
+    config.auth.signing = SigningConfig::Hs256(Some(SecretString::from(SECRET)));
+    // The suite registers and sends a lot from one address; each rate-limit test turns on
+    // the limit it tests.
+    config.limits = RateLimits::unlimited();
+    config
+}
+
+pub struct TestApp {
+    pub url: String,
+    /// `/metrics` on an address of its own (`METRICS_ADDR`), when configured.
+    pub metrics_url: Option<String>,
+    pub client: reqwest::Client,
+    pub db: Arc<TestDb>,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    /// A client of a server that runs elsewhere (another process), at `url`.
+    pub fn remote(url: String) -> Self {
+        TestApp {
+            url,
+            metrics_url: None,
+            client: test_client(),
+            db: Arc::new(TestDb::elsewhere()),
+            shutdown: None,
+            server: None,
+        }
+    }
+}
+
+fn test_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("http client")
+}
+
+pub async fn spawn_app(backend: &Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+pub async fn spawn_app_with(backend: &Backend, configure: impl FnOnce(&mut Config)) -> TestApp {
+    let db = TestDb::new(backend).await;
+    spawn_on(db, configure).await
+}
+
+/// Another server instance on an existing test database.
+pub async fn spawn_on(db: Arc<TestDb>, configure: impl FnOnce(&mut Config)) -> TestApp {
+    init_test_logging();
+    let mut config = test_config(&db);
+    configure(&mut config);
+    let app = Application::build(config).await.expect("build application");
+    let addr = app.local_addr();
+    let metrics_url = app.metrics_addr().map(|addr| format!("http://{addr}"));
+    let (tx, rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run(async {
+        let _ = rx.await;
+    }));
+    TestApp {
+        url: format!("http://{addr}"),
+        metrics_url,
+        client: test_client(),
+        db,
+        shutdown: Some(tx),
+        server: Some(server),
+    }
+}
+
+/// Logs stay quiet unless `TEST_LOG` is set.
+fn init_test_logging() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            chat_server::telemetry::init_logging(chat_server::config::LogFormat::Pretty);
+        }
+    });
+}
+
+impl TestApp {
+    /// Stops the server, letting in-flight requests finish.
+    pub async fn stop(mut self) -> Arc<TestDb> {
+        self.shutdown_now().await;
+        self.db.clone()
+    }
+
+    async fn shutdown_now(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}
