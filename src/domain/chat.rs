@@ -1,5 +1,5 @@
 //! Chat inputs: room names, message bodies, client message ids.
-use super::{InvalidInput, reject_nul};
+use super::{InvalidInput, check_length, reject_nul};
 
 /// Checks that `s` is storable, not blank, and at most `max` characters long.
 fn bounded(field: &'static str, what: &str, s: &str, max: usize) -> Result<(), InvalidInput> {
@@ -64,12 +64,7 @@ impl ClientMsgId {
 
     pub fn parse(field: &'static str, s: &str) -> Result<Self, InvalidInput> {
         reject_nul(field, s)?;
-        if s.is_empty() || s.chars().count() > Self::MAX {
-            return Err(InvalidInput::new(
-                field,
-                format!("clientMsgId must be 1–{} characters long", Self::MAX),
-            ));
-        }
+        check_length(field, "clientMsgId", s, 1..=Self::MAX)?;
         Ok(Self(s.to_owned()))
     }
 

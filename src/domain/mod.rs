@@ -1,5 +1,7 @@
 //! Parse-once newtypes: a value of one of these types is valid by construction, so the layers
 //! below never re-check. Each parser names the GraphQL input field it guards.
+use std::ops::RangeInclusive;
+
 mod chat;
 mod email;
 mod password;
@@ -25,6 +27,24 @@ impl InvalidInput {
             message: message.into(),
         }
     }
+}
+
+/// Refuses text whose length in characters (not bytes) is outside `range`, in the words every
+/// length rule uses: "{what} must be 3–32 characters long".
+pub(crate) fn check_length(
+    field: &'static str,
+    what: &str,
+    s: &str,
+    range: RangeInclusive<usize>,
+) -> Result<(), InvalidInput> {
+    if !range.contains(&s.chars().count()) {
+        let (min, max) = range.into_inner();
+        return Err(InvalidInput::new(
+            field,
+            format!("{what} must be {min}–{max} characters long"),
+        ));
+    }
+    Ok(())
 }
 
 /// Refuses U+0000 in text that is stored or looked up: Postgres text cannot hold it (SQLite

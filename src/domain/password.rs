@@ -1,6 +1,6 @@
 use std::fmt;
 
-use super::InvalidInput;
+use super::{InvalidInput, check_length};
 
 /// 8–128 characters. Never printed: `Debug` is redacted so a password cannot reach a log line
 /// through `{:?}` or a tracing field.
@@ -12,17 +12,7 @@ impl Password {
     pub const MAX: usize = 128;
 
     pub fn parse(field: &'static str, s: &str) -> Result<Self, InvalidInput> {
-        let len = s.chars().count();
-        if !(Self::MIN..=Self::MAX).contains(&len) {
-            return Err(InvalidInput::new(
-                field,
-                format!(
-                    "password must be {}–{} characters long",
-                    Self::MIN,
-                    Self::MAX
-                ),
-            ));
-        }
+        check_length(field, "password", s, Self::MIN..=Self::MAX)?;
         Ok(Self(s.to_owned()))
     }
 

@@ -1,4 +1,4 @@
-use super::InvalidInput;
+use super::{InvalidInput, check_length};
 
 /// 3–32 ASCII letters, digits and `_`. ASCII only, so that look-alike letters from other
 /// scripts cannot be used to impersonate someone, and `lower()` agrees across databases.
@@ -12,17 +12,7 @@ impl Username {
     pub const DELETED_PREFIX: &'static str = "deleted_";
 
     pub fn parse(field: &'static str, s: &str) -> Result<Self, InvalidInput> {
-        let len = s.chars().count();
-        if !(Self::MIN..=Self::MAX).contains(&len) {
-            return Err(InvalidInput::new(
-                field,
-                format!(
-                    "username must be {}–{} characters long",
-                    Self::MIN,
-                    Self::MAX
-                ),
-            ));
-        }
+        check_length(field, "username", s, Self::MIN..=Self::MAX)?;
         if !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(InvalidInput::new(
                 field,

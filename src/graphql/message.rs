@@ -7,9 +7,7 @@ use futures_util::{Stream, StreamExt};
 
 use super::{
     guard::{SignedIn, caller_ip, viewer},
-    pagination::{
-        Connection, InvalidCursor, Page, connection, decode_cursor, encode_cursor, page_cost,
-    },
+    pagination::{Connection, Page, connection, cursor, page_cost},
     parse_id, state, to_int,
     user::User,
 };
@@ -65,20 +63,11 @@ impl Message {
     }
 }
 
-/// A position in a room's history: the message's seq.
-pub struct MessageCursor(pub i64);
-
-impl CursorType for MessageCursor {
-    type Error = InvalidCursor;
-
-    fn decode_cursor(s: &str) -> Result<Self, InvalidCursor> {
-        decode_cursor("msg", s).map(Self)
-    }
-
-    fn encode_cursor(&self) -> String {
-        encode_cursor("msg", self.0)
-    }
-}
+cursor!(
+    /// A position in a room's history: the message's seq.
+    MessageCursor(i64),
+    "msg"
+);
 
 pub type MessageConnection = Connection<MessageCursor, Message>;
 

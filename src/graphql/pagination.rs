@@ -119,6 +119,28 @@ impl<C: CursorType> Page<C> {
     }
 }
 
+/// Declares a list's cursor type: a newtype over the key the list is ordered by, encoded as
+/// `kind:key` (`cursor!(RoomCursor(Uuid), "room")`).
+macro_rules! cursor {
+    ($(#[$meta:meta])* $name:ident($key:ty), $kind:literal) => {
+        $(#[$meta])*
+        pub struct $name(pub $key);
+
+        impl async_graphql::connection::CursorType for $name {
+            type Error = $crate::graphql::pagination::InvalidCursor;
+
+            fn decode_cursor(s: &str) -> Result<Self, Self::Error> {
+                $crate::graphql::pagination::decode_cursor($kind, s).map(Self)
+            }
+
+            fn encode_cursor(&self) -> String {
+                $crate::graphql::pagination::encode_cursor($kind, &self.0)
+            }
+        }
+    };
+}
+pub(crate) use cursor;
+
 /// Cursors are opaque to clients: base64url of `kind:value`, so a cursor from one list is
 /// refused by another instead of being silently misread.
 pub fn encode_cursor(kind: &str, value: impl std::fmt::Display) -> String {
@@ -150,16 +172,7 @@ pub struct InvalidCursor;
 mod tests {
     use super::*;
 
-    struct Seq(i64);
-    impl CursorType for Seq {
-        type Error = InvalidCursor;
-        fn decode_cursor(s: &str) -> Result<Self, InvalidCursor> {
-            decode_cursor("seq", s).map(Seq)
-        }
-        fn encode_cursor(&self) -> String {
-            encode_cursor("seq", self.0)
-        }
-    }
+    cursor!(Seq(i64), "seq");
 
     #[test]
     fn cursors_round_trip_and_are_typed() {

@@ -1,14 +1,12 @@
 //! `Room`, the room lists, and creating, joining and leaving rooms.
-use async_graphql::{Context, ID, InputObject, Object, connection::CursorType};
+use async_graphql::{Context, ID, InputObject, Object};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{
     guard::{SignedIn, viewer},
     message::{MessageConnection, message_page},
-    pagination::{
-        Connection, InvalidCursor, Page, connection, decode_cursor, encode_cursor, page_cost,
-    },
+    pagination::{Connection, Page, connection, cursor, page_cost},
     parse_id, state,
 };
 use crate::{
@@ -53,19 +51,7 @@ impl Room {
     }
 }
 
-pub struct RoomCursor(Uuid);
-
-impl CursorType for RoomCursor {
-    type Error = InvalidCursor;
-
-    fn decode_cursor(s: &str) -> Result<Self, InvalidCursor> {
-        decode_cursor("room", s).map(Self)
-    }
-
-    fn encode_cursor(&self) -> String {
-        encode_cursor("room", self.0)
-    }
-}
+cursor!(RoomCursor(Uuid), "room");
 
 fn room_edge(row: room::Model) -> (RoomCursor, Room) {
     (RoomCursor(row.id), Room(row))

@@ -1,15 +1,13 @@
 //! `User`, `me` and the admin listing.
 use std::sync::Arc;
 
-use async_graphql::{Context, Enum, ID, Object, connection::CursorType};
+use async_graphql::{Context, Enum, ID, Object};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{
     guard::{HasRole, SignedIn, viewer, viewer_opt},
-    pagination::{
-        Connection, InvalidCursor, Page, connection, decode_cursor, encode_cursor, page_cost,
-    },
+    pagination::{Connection, Page, connection, cursor, page_cost},
     state,
 };
 use crate::{
@@ -74,19 +72,7 @@ impl User {
     }
 }
 
-pub struct UserCursor(Uuid);
-
-impl CursorType for UserCursor {
-    type Error = InvalidCursor;
-
-    fn decode_cursor(s: &str) -> Result<Self, InvalidCursor> {
-        decode_cursor("user", s).map(Self)
-    }
-
-    fn encode_cursor(&self) -> String {
-        encode_cursor("user", self.0)
-    }
-}
+cursor!(UserCursor(Uuid), "user");
 
 #[derive(Default)]
 pub struct UserQuery;

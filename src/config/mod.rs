@@ -1,8 +1,15 @@
 //! Typed settings, read once from the environment (and an optional `.env`) by `main` and passed
 //! down. Nothing deeper in the crate reads environment variables; tests build a `Config` directly.
+//!
+//! `variables::VARIABLES` is the one list of variables: each name with how it is read and
+//! checked. `from_lookup` and `validate` walk it; README.md's Configuration table must list the
+//! same names (a test in `variables` compares them).
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use secrecy::SecretString;
+
+mod variables;
+use variables::VARIABLES;
 
 /// `APP_ENV`: production refuses to start with a generated or weak secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,140 +248,12 @@ impl Config {
 
     /// The parsing behind `from_env`, over any source of variables.
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &'static str| var(name).filter(|v| !v.trim().is_empty());
         let mut config = Config::default();
-
-        if let Some(v) = get("APP_ENV") {
-            config.environment = match v.to_ascii_lowercase().as_str() {
-                "development" | "dev" => Environment::Development,
-                "production" | "prod" => Environment::Production,
-                _ => return Err(invalid("APP_ENV", "expected development or production")),
-            };
-        }
-        if let Some(v) = get("BIND_ADDR") {
-            config.bind_addr = parse("BIND_ADDR", &v)?;
-        }
-        if let Some(v) = get("DATABASE_URL") {
-            config.database.url = SecretString::from(v);
-        }
-        if let Some(v) = get("DATABASE_MAX_CONNECTIONS") {
-            config.database.max_connections = parse("DATABASE_MAX_CONNECTIONS", &v)?;
-        }
-        if let Some(v) = get("DATABASE_MIN_CONNECTIONS") {
-            config.database.min_connections = parse("DATABASE_MIN_CONNECTIONS", &v)?;
-        }
-
-        let auth = &mut config.auth;
-        let algorithm = get("JWT_ALGORITHM").unwrap_or_else(|| "HS256".into());
-        auth.signing = match algorithm.as_str() {
-            "HS256" => SigningConfig::Hs256(get("JWT_SECRET").map(SecretString::from)),
-            "EdDSA" => SigningConfig::EdDsa {
-                private_key: get("JWT_PRIVATE_KEY_FILE")
-                    .ok_or_else(|| invalid("JWT_PRIVATE_KEY_FILE", "required with EdDSA"))?
-                    .into(),
-                public_key: get("JWT_PUBLIC_KEY_FILE")
-                    .ok_or_else(|| invalid("JWT_PUBLIC_KEY_FILE", "required with EdDSA"))?
-                    .into(),
-            },
-            _ => return Err(invalid("JWT_ALGORITHM", "expected HS256 or EdDSA")),
-        };
-        if let Some(v) = get("JWT_ISSUER") {
-            auth.issuer = v;
-        }
-        if let Some(v) = get("ACCESS_TOKEN_TTL_SECONDS") {
-            auth.access_token_ttl = Duration::from_secs(parse("ACCESS_TOKEN_TTL_SECONDS", &v)?);
-        }
-        if let Some(v) = get("REFRESH_TOKEN_TTL_SECONDS") {
-            auth.refresh_token_ttl = Duration::from_secs(parse("REFRESH_TOKEN_TTL_SECONDS", &v)?);
-        }
-        if let Some(v) = get("PASSWORD_HASH_CONCURRENCY") {
-            auth.hash_concurrency = parse("PASSWORD_HASH_CONCURRENCY", &v)?;
-        }
-
-        let limits = &mut config.limits;
-        for (name, limit) in [
-            (
-                "LOGIN_RATE_PER_ACCOUNT_IP",
-                &mut limits.login_per_account_ip,
-            ),
-            ("LOGIN_RATE_PER_ACCOUNT", &mut limits.login_per_account),
-            ("LOGIN_RATE_PER_IP", &mut limits.login_per_ip),
-            ("REGISTER_RATE_PER_IP", &mut limits.register_per_ip),
-            ("REFRESH_RATE_PER_IP", &mut limits.refresh_per_ip),
-            ("REFRESH_RATE_PER_USER", &mut limits.refresh_per_user),
-            ("SEND_RATE_PER_USER", &mut limits.send_per_user),
-            ("SEND_RATE_PER_IP", &mut limits.send_per_ip),
-            ("WRITE_RATE_PER_USER", &mut limits.write_per_user),
-            ("WRITE_RATE_PER_IP", &mut limits.write_per_ip),
-        ] {
-            if let Some(v) = get(name) {
-                *limit = parse(name, &v)?;
-            }
-        }
-
-        if let Some(v) = get("CORS_ALLOWED_ORIGINS") {
-            config.http.cors_origins = match v.trim() {
-                "*" => None,
-                list => Some(list.split(',').map(|o| o.trim().to_owned()).collect()),
-            };
-        }
-        if let Some(v) = get("MAX_BODY_BYTES") {
-            config.http.max_body_bytes = parse("MAX_BODY_BYTES", &v)?;
-        }
-        if let Some(v) = get("TRUST_FORWARDED_FOR") {
-            config.http.trust_forwarded_for = parse("TRUST_FORWARDED_FOR", &v)?;
-        }
-        if let Some(v) = get("METRICS_ADDR") {
-            config.http.metrics_addr = Some(parse("METRICS_ADDR", &v)?);
-        }
-        if let Some(v) = get("WS_INIT_TIMEOUT_SECONDS") {
-            config.ws.init_timeout = Duration::from_secs(parse("WS_INIT_TIMEOUT_SECONDS", &v)?);
-        }
-        if let Some(v) = get("WS_KEEPALIVE_SECONDS") {
-            config.ws.keepalive = Duration::from_secs(parse("WS_KEEPALIVE_SECONDS", &v)?);
-        }
-        if let Some(v) = get("WS_MAX_SUBSCRIPTIONS") {
-            config.ws.max_subscriptions = parse("WS_MAX_SUBSCRIPTIONS", &v)?;
-        }
-        if let Some(v) = get("WS_SUBSCRIBER_BUFFER") {
-            config.ws.subscriber_buffer = parse("WS_SUBSCRIBER_BUFFER", &v)?;
-        }
-        if let Some(v) = get("WS_MAX_SOCKETS_PER_USER") {
-            config.ws.max_sockets_per_user = parse("WS_MAX_SOCKETS_PER_USER", &v)?;
-        }
-        if let Some(v) = get("WS_SEND_TIMEOUT_SECONDS") {
-            config.ws.send_timeout = Duration::from_secs(parse("WS_SEND_TIMEOUT_SECONDS", &v)?);
-        }
-
-        let graphql = &mut config.graphql;
-        for (name, limit) in [
-            ("GRAPHQL_MAX_NESTING", &mut graphql.max_nesting),
-            ("GRAPHQL_MAX_TOKENS", &mut graphql.max_tokens),
-            ("GRAPHQL_MAX_DEPTH", &mut graphql.max_depth),
-            ("GRAPHQL_MAX_COMPLEXITY", &mut graphql.max_complexity),
-            ("GRAPHQL_MAX_ALIASES", &mut graphql.max_aliases),
-            ("GRAPHQL_MAX_DIRECTIVES", &mut graphql.max_directives),
-            ("GRAPHQL_MAX_BATCH", &mut graphql.max_batch),
-        ] {
-            if let Some(v) = get(name) {
-                *limit = parse(name, &v)?;
-            }
-        }
-        // Production hides the schema unless asked: clients there are built from
-        // schema.graphql, and a browsable schema helps attackers more than them.
-        graphql.introspection = match get("GRAPHQL_INTROSPECTION") {
-            Some(v) => parse("GRAPHQL_INTROSPECTION", &v)?,
-            None => config.environment == Environment::Development,
-        };
-        if let Some(v) = get("SHUTDOWN_GRACE_SECONDS") {
-            config.shutdown_grace = Duration::from_secs(parse("SHUTDOWN_GRACE_SECONDS", &v)?);
-        }
-        if let Some(v) = get("LOG_FORMAT") {
-            config.log_format = match v.to_ascii_lowercase().as_str() {
-                "pretty" => LogFormat::Pretty,
-                "json" => LogFormat::Json,
-                _ => return Err(invalid("LOG_FORMAT", "expected pretty or json")),
-            };
+        for variable in VARIABLES {
+            // Empty or only whitespace counts as unset.
+            let value = var(variable.name).filter(|v| !v.trim().is_empty());
+            (variable.read)(&mut config, value.as_deref())
+                .map_err(|reason| invalid(variable.name, reason))?;
         }
         config.validate()?;
         Ok(config)
@@ -382,85 +261,13 @@ impl Config {
 
     /// Checks that hold however the config was built; `startup` calls it before serving.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        use secrecy::ExposeSecret;
-        if let SigningConfig::Hs256(secret) = &self.auth.signing {
-            match secret {
-                None if self.environment == Environment::Production => {
-                    return Err(invalid("JWT_SECRET", "required when APP_ENV=production"));
-                }
-                Some(s) if s.expose_secret().len() < MIN_SECRET_BYTES => {
-                    return Err(invalid(
-                        "JWT_SECRET",
-                        format!("must be at least {MIN_SECRET_BYTES} bytes"),
-                    ));
-                }
-                _ => {}
+        for variable in VARIABLES {
+            if let Some(check) = variable.check {
+                check(self).map_err(|reason| invalid(variable.name, reason))?;
             }
-        }
-        if self.auth.access_token_ttl.is_zero() {
-            return Err(invalid("ACCESS_TOKEN_TTL_SECONDS", "must be positive"));
-        }
-        if self.auth.refresh_token_ttl.is_zero() {
-            return Err(invalid("REFRESH_TOKEN_TTL_SECONDS", "must be positive"));
-        }
-        if self.auth.hash_concurrency == 0 {
-            return Err(invalid("PASSWORD_HASH_CONCURRENCY", "must be positive"));
-        }
-        if self.ws.init_timeout.is_zero() {
-            return Err(invalid("WS_INIT_TIMEOUT_SECONDS", "must be positive"));
-        }
-        if self.ws.keepalive.is_zero() {
-            return Err(invalid("WS_KEEPALIVE_SECONDS", "must be positive"));
-        }
-        if self.ws.send_timeout.is_zero() {
-            return Err(invalid("WS_SEND_TIMEOUT_SECONDS", "must be positive"));
-        }
-        for (name, limit) in [
-            ("GRAPHQL_MAX_NESTING", self.graphql.max_nesting),
-            ("GRAPHQL_MAX_TOKENS", self.graphql.max_tokens),
-            ("GRAPHQL_MAX_DEPTH", self.graphql.max_depth),
-            ("GRAPHQL_MAX_COMPLEXITY", self.graphql.max_complexity),
-            ("GRAPHQL_MAX_BATCH", self.graphql.max_batch),
-            ("WS_SUBSCRIBER_BUFFER", self.ws.subscriber_buffer),
-        ] {
-            if limit == 0 {
-                return Err(invalid(name, "must be positive"));
-            }
-        }
-        if self.graphql.max_nesting > MAX_NESTING_LIMIT {
-            return Err(invalid(
-                "GRAPHQL_MAX_NESTING",
-                format!("must be at most {MAX_NESTING_LIMIT}"),
-            ));
-        }
-        // A document `max_depth` fields deep nests at least that deep.
-        if self.graphql.max_nesting < self.graphql.max_depth {
-            return Err(invalid(
-                "GRAPHQL_MAX_NESTING",
-                "must be at least GRAPHQL_MAX_DEPTH",
-            ));
-        }
-        if self.database.max_connections == 0 {
-            return Err(invalid("DATABASE_MAX_CONNECTIONS", "must be positive"));
-        }
-        if self.database.min_connections > self.database.max_connections {
-            return Err(invalid(
-                "DATABASE_MIN_CONNECTIONS",
-                "must not exceed DATABASE_MAX_CONNECTIONS",
-            ));
         }
         Ok(())
     }
-}
-
-fn parse<T: std::str::FromStr>(name: &'static str, value: &str) -> Result<T, ConfigError>
-where
-    T::Err: std::fmt::Display,
-{
-    value
-        .trim()
-        .parse()
-        .map_err(|e: T::Err| invalid(name, e.to_string()))
 }
 
 fn invalid(name: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -549,17 +356,6 @@ mod tests {
     fn short_secrets_are_refused() {
         let err = from(&[("JWT_SECRET", "short")]).unwrap_err();
         assert!(err.to_string().contains("at least 32 bytes"), "{err}");
-    }
-
-    #[test]
-    fn bad_values_name_the_variable() {
-        let err = from(&[("ACCESS_TOKEN_TTL_SECONDS", "soon")]).unwrap_err();
-        assert!(
-            err.to_string().starts_with("ACCESS_TOKEN_TTL_SECONDS"),
-            "{err}"
-        );
-        let err = from(&[("LOG_FORMAT", "xml")]).unwrap_err();
-        assert!(err.to_string().starts_with("LOG_FORMAT"), "{err}");
     }
 
     #[test]

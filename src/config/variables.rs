@@ -1,0 +1,418 @@
+//! The one list of environment variables: each one's name, how its value is read into a
+//! `Config`, and what `Config::validate` checks of the field it sets. Adding a variable is
+//! adding an entry here and a row to README.md's Configuration table (a test holds the two
+//! equal).
+use std::{path::PathBuf, str::FromStr, time::Duration};
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{Config, Environment, LogFormat, MAX_NESTING_LIMIT, MIN_SECRET_BYTES, SigningConfig};
+
+pub(super) struct Variable {
+    pub name: &'static str,
+    pub read: Read,
+    pub check: Option<Check>,
+}
+
+/// Reads a value into the config: `None` when the variable is unset or blank, which keeps the
+/// default for all but a few. Every entry is read, in the table's order, so an entry may depend
+/// on one above it. An `Err` is the reason, which the caller prefixes with the variable's name.
+pub(super) type Read = fn(&mut Config, Option<&str>) -> Result<(), String>;
+
+/// What `Config::validate` requires of the variable's field, however the config was built;
+/// an `Err` as for `Read`.
+pub(super) type Check = fn(&Config) -> Result<(), String>;
+
+const fn var(name: &'static str, read: Read) -> Variable {
+    Variable {
+        name,
+        read,
+        check: None,
+    }
+}
+
+impl Variable {
+    const fn checked(self, check: Check) -> Self {
+        Self {
+            check: Some(check),
+            ..self
+        }
+    }
+}
+
+/// Read in this order, then checked in it: of several bad values, the first here is reported.
+/// A table, so laid out by hand: one line for each plain variable.
+#[rustfmt::skip]
+pub(super) const VARIABLES: &[Variable] = &[
+    var("APP_ENV", |c, v| {
+        let choices = [
+            (&["development", "dev"][..], Environment::Development),
+            (&["production", "prod"], Environment::Production),
+        ];
+        choose(&mut c.environment, v, &choices)
+    }),
+    var("BIND_ADDR", |c, v| set(&mut c.bind_addr, v)),
+    var("DATABASE_URL", |c, v| set_with(&mut c.database.url, v, |v| Ok(v.into()))),
+    var("DATABASE_MAX_CONNECTIONS", |c, v| set(&mut c.database.max_connections, v))
+        .checked(|c| positive(&c.database.max_connections)),
+    var("DATABASE_MIN_CONNECTIONS", |c, v| set(&mut c.database.min_connections, v))
+        .checked(|c| match c.database.min_connections > c.database.max_connections {
+            true => Err("must not exceed DATABASE_MAX_CONNECTIONS".into()),
+            false => Ok(()),
+        }),
+    // The algorithm decides which of the three below apply: the secret with HS256, the key
+    // files with EdDSA. The others are ignored.
+    var("JWT_ALGORITHM", |c, v| {
+        c.auth.signing = match v.unwrap_or("HS256") {
+            "HS256" => SigningConfig::Hs256(None),
+            // Placeholders, each filled in by its entry below or refused there.
+            "EdDSA" => SigningConfig::EdDsa {
+                private_key: PathBuf::new(),
+                public_key: PathBuf::new(),
+            },
+            _ => return Err("expected HS256 or EdDSA".into()),
+        };
+        Ok(())
+    }),
+    var("JWT_SECRET", |c, v| {
+        if let SigningConfig::Hs256(secret) = &mut c.auth.signing {
+            *secret = v.map(SecretString::from);
+        }
+        Ok(())
+    })
+    .checked(|c| match &c.auth.signing {
+        SigningConfig::Hs256(None) if c.environment == Environment::Production => {
+            Err("required when APP_ENV=production".into())
+        }
+        SigningConfig::Hs256(Some(s)) if s.expose_secret().len() < MIN_SECRET_BYTES => {
+            Err(format!("must be at least {MIN_SECRET_BYTES} bytes"))
+        }
+        _ => Ok(()),
+    }),
+    var("JWT_PRIVATE_KEY_FILE", |c, v| match &mut c.auth.signing {
+        SigningConfig::EdDsa { private_key, .. } => key_file(private_key, v),
+        SigningConfig::Hs256(_) => Ok(()),
+    }),
+    var("JWT_PUBLIC_KEY_FILE", |c, v| match &mut c.auth.signing {
+        SigningConfig::EdDsa { public_key, .. } => key_file(public_key, v),
+        SigningConfig::Hs256(_) => Ok(()),
+    }),
+    var("JWT_ISSUER", |c, v| set_with(&mut c.auth.issuer, v, |v| Ok(v.into()))),
+    var("ACCESS_TOKEN_TTL_SECONDS", |c, v| seconds(&mut c.auth.access_token_ttl, v))
+        .checked(|c| positive(&c.auth.access_token_ttl)),
+    var("REFRESH_TOKEN_TTL_SECONDS", |c, v| seconds(&mut c.auth.refresh_token_ttl, v))
+        .checked(|c| positive(&c.auth.refresh_token_ttl)),
+    var("PASSWORD_HASH_CONCURRENCY", |c, v| set(&mut c.auth.hash_concurrency, v))
+        .checked(|c| positive(&c.auth.hash_concurrency)),
+    // Rate limits: 0 disables one.
+    var("LOGIN_RATE_PER_ACCOUNT_IP", |c, v| set(&mut c.limits.login_per_account_ip, v)),
+    var("LOGIN_RATE_PER_ACCOUNT", |c, v| set(&mut c.limits.login_per_account, v)),
+    var("LOGIN_RATE_PER_IP", |c, v| set(&mut c.limits.login_per_ip, v)),
+    var("REGISTER_RATE_PER_IP", |c, v| set(&mut c.limits.register_per_ip, v)),
+    var("REFRESH_RATE_PER_IP", |c, v| set(&mut c.limits.refresh_per_ip, v)),
+    var("REFRESH_RATE_PER_USER", |c, v| set(&mut c.limits.refresh_per_user, v)),
+    var("SEND_RATE_PER_USER", |c, v| set(&mut c.limits.send_per_user, v)),
+    var("SEND_RATE_PER_IP", |c, v| set(&mut c.limits.send_per_ip, v)),
+    var("WRITE_RATE_PER_USER", |c, v| set(&mut c.limits.write_per_user, v)),
+    var("WRITE_RATE_PER_IP", |c, v| set(&mut c.limits.write_per_ip, v)),
+    // A list, or `*` for any origin (as when unset).
+    var("CORS_ALLOWED_ORIGINS", |c, v| {
+        set_with(&mut c.http.cors_origins, v, |v| {
+            Ok(match v.trim() {
+                "*" => None,
+                list => Some(list.split(',').map(|o| o.trim().to_owned()).collect()),
+            })
+        })
+    }),
+    var("MAX_BODY_BYTES", |c, v| set(&mut c.http.max_body_bytes, v)),
+    var("TRUST_FORWARDED_FOR", |c, v| set(&mut c.http.trust_forwarded_for, v)),
+    var("METRICS_ADDR", |c, v| set_with(&mut c.http.metrics_addr, v, |v| parse(v).map(Some))),
+    var("WS_INIT_TIMEOUT_SECONDS", |c, v| seconds(&mut c.ws.init_timeout, v))
+        .checked(|c| positive(&c.ws.init_timeout)),
+    var("WS_KEEPALIVE_SECONDS", |c, v| seconds(&mut c.ws.keepalive, v))
+        .checked(|c| positive(&c.ws.keepalive)),
+    var("WS_MAX_SUBSCRIPTIONS", |c, v| set(&mut c.ws.max_subscriptions, v)),
+    var("WS_SUBSCRIBER_BUFFER", |c, v| set(&mut c.ws.subscriber_buffer, v))
+        .checked(|c| positive(&c.ws.subscriber_buffer)),
+    var("WS_MAX_SOCKETS_PER_USER", |c, v| set(&mut c.ws.max_sockets_per_user, v)),
+    var("WS_SEND_TIMEOUT_SECONDS", |c, v| seconds(&mut c.ws.send_timeout, v))
+        .checked(|c| positive(&c.ws.send_timeout)),
+    var("GRAPHQL_MAX_NESTING", |c, v| set(&mut c.graphql.max_nesting, v))
+        .checked(|c| {
+            positive(&c.graphql.max_nesting)?;
+            if c.graphql.max_nesting > MAX_NESTING_LIMIT {
+                return Err(format!("must be at most {MAX_NESTING_LIMIT}"));
+            }
+            // A document `max_depth` fields deep nests at least that deep.
+            if c.graphql.max_nesting < c.graphql.max_depth {
+                return Err("must be at least GRAPHQL_MAX_DEPTH".into());
+            }
+            Ok(())
+        }),
+    var("GRAPHQL_MAX_TOKENS", |c, v| set(&mut c.graphql.max_tokens, v))
+        .checked(|c| positive(&c.graphql.max_tokens)),
+    var("GRAPHQL_MAX_DEPTH", |c, v| set(&mut c.graphql.max_depth, v))
+        .checked(|c| positive(&c.graphql.max_depth)),
+    var("GRAPHQL_MAX_COMPLEXITY", |c, v| set(&mut c.graphql.max_complexity, v))
+        .checked(|c| positive(&c.graphql.max_complexity)),
+    var("GRAPHQL_MAX_ALIASES", |c, v| set(&mut c.graphql.max_aliases, v)),
+    var("GRAPHQL_MAX_DIRECTIVES", |c, v| set(&mut c.graphql.max_directives, v)),
+    var("GRAPHQL_MAX_BATCH", |c, v| set(&mut c.graphql.max_batch, v))
+        .checked(|c| positive(&c.graphql.max_batch)),
+    // Production hides the schema unless asked: clients there are built from schema.graphql,
+    // and a browsable schema helps attackers more than them.
+    var("GRAPHQL_INTROSPECTION", |c, v| {
+        c.graphql.introspection = match v {
+            Some(v) => parse(v)?,
+            None => c.environment == Environment::Development,
+        };
+        Ok(())
+    }),
+    var("SHUTDOWN_GRACE_SECONDS", |c, v| seconds(&mut c.shutdown_grace, v)),
+    var("LOG_FORMAT", |c, v| {
+        let choices = [(&["pretty"][..], LogFormat::Pretty), (&["json"], LogFormat::Json)];
+        choose(&mut c.log_format, v, &choices)
+    }),
+];
+
+/// A set value replaces the default; `read` turns it into the field's type.
+fn set_with<T>(
+    field: &mut T,
+    value: Option<&str>,
+    read: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<(), String> {
+    if let Some(v) = value {
+        *field = read(v)?;
+    }
+    Ok(())
+}
+
+/// A set value, surrounding whitespace ignored, replaces the default.
+fn set<T: FromStr>(field: &mut T, value: Option<&str>) -> Result<(), String>
+where
+    T::Err: std::fmt::Display,
+{
+    set_with(field, value, parse)
+}
+
+fn seconds(field: &mut Duration, value: Option<&str>) -> Result<(), String> {
+    set_with(field, value, |v| parse(v).map(Duration::from_secs))
+}
+
+/// One of a few words, in any case; the error names the first word of each choice.
+fn choose<T: Copy>(
+    field: &mut T,
+    value: Option<&str>,
+    choices: &[(&[&str], T)],
+) -> Result<(), String> {
+    set_with(field, value, |v| {
+        let v = v.to_ascii_lowercase();
+        let found = choices
+            .iter()
+            .find(|(words, _)| words.contains(&v.as_str()));
+        found.map(|(_, choice)| *choice).ok_or_else(|| {
+            let words: Vec<_> = choices.iter().map(|(words, _)| words[0]).collect();
+            format!("expected {}", words.join(" or "))
+        })
+    })
+}
+
+/// A key file's path: EdDSA cannot sign without it.
+fn key_file(path: &mut PathBuf, value: Option<&str>) -> Result<(), String> {
+    *path = value.ok_or("required with EdDSA")?.into();
+    Ok(())
+}
+
+fn parse<T: FromStr>(value: &str) -> Result<T, String>
+where
+    T::Err: std::fmt::Display,
+{
+    value.trim().parse().map_err(|e: T::Err| e.to_string())
+}
+
+/// Not zero (a number, or a duration).
+fn positive<T: Default + PartialEq>(value: &T) -> Result<(), String> {
+    if *value == T::default() {
+        return Err("must be positive".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeSet, HashMap};
+
+    use super::*;
+    use crate::config::ConfigError;
+
+    /// Read by `telemetry` (through `EnvFilter`), not by `Config`, but documented beside it.
+    const NOT_IN_CONFIG: &[&str] = &["RUST_LOG"];
+
+    fn from(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<&str, &str> = vars.iter().copied().collect();
+        Config::from_lookup(|name| map.get(name).map(|v| v.to_string()))
+    }
+
+    fn names() -> BTreeSet<&'static str> {
+        VARIABLES.iter().map(|v| v.name).collect()
+    }
+
+    #[test]
+    fn every_name_is_unique() {
+        let mut seen = BTreeSet::new();
+        let twice: Vec<_> = VARIABLES
+            .iter()
+            .filter(|v| !seen.insert(v.name))
+            .map(|v| v.name)
+            .collect();
+        assert!(twice.is_empty(), "listed more than once: {twice:?}");
+    }
+
+    /// The variable names in README.md's Configuration table, whose rows start
+    /// "| `NAME` |" or "| `NAME`, `OTHER` |".
+    fn readme_names() -> BTreeSet<&'static str> {
+        let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"));
+        let section = readme
+            .split("\n## ")
+            .find(|s| s.starts_with("Configuration\n"))
+            .expect("README.md has a \"## Configuration\" section");
+        let mut names = BTreeSet::new();
+        for row in section.lines().filter(|l| l.starts_with('|')) {
+            let first = row.split('|').nth(1).unwrap_or_default().trim();
+            if first == "variable" || first.starts_with("---") {
+                continue; // the header and the line under it
+            }
+            let before = names.len();
+            // The quoted words: every other piece between backticks.
+            names.extend(first.split('`').skip(1).step_by(2));
+            assert!(names.len() > before, "no `NAME` in README row: {row}");
+        }
+        names
+    }
+
+    #[test]
+    fn readme_lists_every_variable_and_no_others() {
+        let readme = readme_names();
+        let table = names();
+        let undocumented: Vec<_> = table.difference(&readme).collect();
+        let unknown: Vec<_> = readme
+            .difference(&table)
+            .filter(|n| !NOT_IN_CONFIG.contains(n))
+            .collect();
+        assert!(
+            undocumented.is_empty() && unknown.is_empty(),
+            "missing from README.md's Configuration table: {undocumented:?}; \
+             in that table but not in VARIABLES: {unknown:?}"
+        );
+        for name in NOT_IN_CONFIG {
+            assert!(readme.contains(name), "{name} is no longer in README.md");
+        }
+    }
+
+    #[test]
+    fn a_value_that_does_not_parse_names_its_variable() {
+        let mut accepted = BTreeSet::new();
+        for name in names() {
+            match from(&[(name, "?")]) {
+                Ok(_) => {
+                    accepted.insert(name);
+                }
+                Err(err) => assert!(err.to_string().starts_with(&format!("{name}: ")), "{err}"),
+            }
+        }
+        // Free text, and key files that only EdDSA reads.
+        let free = [
+            "CORS_ALLOWED_ORIGINS",
+            "DATABASE_URL",
+            "JWT_ISSUER",
+            "JWT_PRIVATE_KEY_FILE",
+            "JWT_PUBLIC_KEY_FILE",
+        ];
+        assert_eq!(accepted, BTreeSet::from(free));
+    }
+
+    #[test]
+    fn zero_is_refused_where_it_cannot_mean_anything() {
+        let refused: BTreeSet<_> = names()
+            .into_iter()
+            .filter(|name| {
+                from(&[(name, "0")])
+                    .is_err_and(|e| e.to_string() == format!("{name}: must be positive"))
+            })
+            .collect();
+        let wanted = [
+            "ACCESS_TOKEN_TTL_SECONDS",
+            "DATABASE_MAX_CONNECTIONS",
+            "GRAPHQL_MAX_BATCH",
+            "GRAPHQL_MAX_COMPLEXITY",
+            "GRAPHQL_MAX_DEPTH",
+            "GRAPHQL_MAX_NESTING",
+            "GRAPHQL_MAX_TOKENS",
+            "PASSWORD_HASH_CONCURRENCY",
+            "REFRESH_TOKEN_TTL_SECONDS",
+            "WS_INIT_TIMEOUT_SECONDS",
+            "WS_KEEPALIVE_SECONDS",
+            "WS_SEND_TIMEOUT_SECONDS",
+            "WS_SUBSCRIBER_BUFFER",
+        ];
+        assert_eq!(refused, BTreeSet::from(wanted));
+    }
+
+    #[test]
+    fn blank_values_are_unset() {
+        let config = from(&[
+            ("BIND_ADDR", "  "),
+            ("JWT_ALGORITHM", ""),
+            ("LOG_FORMAT", "\t"),
+        ])
+        .unwrap();
+        assert_eq!(config.bind_addr.to_string(), "127.0.0.1:8000");
+        assert!(matches!(config.auth.signing, SigningConfig::Hs256(None)));
+        assert_eq!(config.log_format, LogFormat::Pretty);
+        let secret = "x".repeat(32);
+        let prod = [
+            ("APP_ENV", "prod"),
+            ("JWT_SECRET", &secret),
+            ("GRAPHQL_INTROSPECTION", " "),
+        ];
+        assert!(!from(&prod).unwrap().graphql.introspection);
+    }
+
+    #[test]
+    fn eddsa_needs_both_key_files_and_ignores_the_secret() {
+        let eddsa = ("JWT_ALGORITHM", "EdDSA");
+        let private = ("JWT_PRIVATE_KEY_FILE", "private.pem");
+        let public = ("JWT_PUBLIC_KEY_FILE", "public.pem");
+        for (vars, wanted) in [
+            (vec![eddsa], "JWT_PRIVATE_KEY_FILE: required with EdDSA"),
+            (
+                vec![eddsa, public],
+                "JWT_PRIVATE_KEY_FILE: required with EdDSA",
+            ),
+            (
+                vec![eddsa, private],
+                "JWT_PUBLIC_KEY_FILE: required with EdDSA",
+            ),
+            (
+                vec![("JWT_ALGORITHM", "eddsa")],
+                "JWT_ALGORITHM: expected HS256 or EdDSA",
+            ),
+        ] {
+            assert_eq!(from(&vars).unwrap_err().to_string(), wanted);
+        }
+        let config = from(&[eddsa, private, public, ("JWT_SECRET", "short")]).unwrap();
+        match config.auth.signing {
+            SigningConfig::EdDsa {
+                private_key,
+                public_key,
+            } => {
+                assert_eq!(private_key, PathBuf::from("private.pem"));
+                assert_eq!(public_key, PathBuf::from("public.pem"));
+            }
+            other => panic!("{other:?}"),
+        }
+        // And HS256 ignores the key files.
+        let config = from(&[("JWT_ALGORITHM", "HS256"), private]).unwrap();
+        assert!(matches!(config.auth.signing, SigningConfig::Hs256(None)));
+    }
+}
