@@ -100,7 +100,12 @@ db_tests! {
     }
 
     async fn a_subscriber_that_falls_behind_is_closed_and_resumes_without_loss(db) {
-        let app = spawn_app_with(&db, |c| c.ws.subscriber_buffer = 8).await;
+        let app = spawn_app_with(&db, |c| {
+            c.ws.subscriber_buffer = 8;
+            // Long enough that a loaded machine does not turn falling behind into a stall.
+            c.ws.send_timeout = Duration::from_secs(60);
+        })
+        .await;
         let eve = app.register("eve").await;
         let room = app.create_room(&eve, "firehose", false).await;
         let mut slow = app.ws_slow(&eve.access_token).await;
