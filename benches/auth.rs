@@ -45,11 +45,17 @@ fn tokens(c: &mut Criterion) {
     ];
     for (name, signing) in algorithms {
         let keys = TokenKeys::new(&auth_config(signing), Vec::new).expect("keys");
-        let (user, session) = (Uuid::now_v7(), Uuid::now_v7());
-        let token = keys.issue(user, session, Role::User).expect("issue");
+        let (user, session, jti) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::new_v4());
+        let now = chrono::Utc::now().timestamp();
+        let token = keys
+            .issue(user, session, Role::User, now, jti)
+            .expect("issue");
         let mut group = c.benchmark_group(format!("jwt/{name}"));
         group.bench_function("issue", |b| {
-            b.iter(|| keys.issue(user, session, Role::User).expect("issue"))
+            b.iter(|| {
+                keys.issue(user, session, Role::User, now, jti)
+                    .expect("issue")
+            })
         });
         group.bench_function("verify", |b| {
             b.iter(|| keys.verify(&token).expect("verify"))

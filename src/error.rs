@@ -122,7 +122,9 @@ impl From<DbErr> for AppError {
 
 impl From<tokio::task::JoinError> for AppError {
     fn from(err: tokio::task::JoinError) -> Self {
-        anyhow::Error::new(err).context("blocking task").into()
+        anyhow::Error::new(err)
+            .context("task panicked or was cancelled")
+            .into()
     }
 }
 

@@ -2,10 +2,11 @@
 //!
 //! Calls go one way, and no two modules import each other:
 //! `startup` → `http` → `graphql` → `service` → `broker` → `entity`. `state` holds the
-//! services; `domain` (input types), `error`, `config` and `text` are used throughout.
+//! services; `domain` (input types), `error`, `config`, `db` (connections) and `text` are used
+//! throughout.
 pub mod broker; // fan-out: in-memory, or Postgres LISTEN/NOTIFY
 pub mod config; // typed settings from the environment
-pub mod db; // connecting and migrating
+pub mod db; // connecting (on SQLite, a connection of its own for writes) and migrating
 pub mod domain; // parse-once input newtypes
 pub mod entity; // SeaORM models
 pub mod error; // AppError and its mapping to extensions.code

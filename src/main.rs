@@ -84,8 +84,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Promote { username } => {
             db::migrate(&config.database).await?;
-            let conn = db::connect(&config.database).await?;
-            let user = service::user::Users::new(conn).promote(&username).await?;
+            let pools = db::connect(&config.database).await?;
+            let user = service::user::Users::new(pools.writes)
+                .promote(&username)
+                .await?;
             tracing::info!(user = %user.username, id = %user.id, "promoted to ADMIN");
             Ok(())
         }

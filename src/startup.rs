@@ -22,9 +22,9 @@ impl Application {
         // Before anything records a metric, so nothing recorded is lost.
         crate::telemetry::metrics();
         db::migrate(&config.database).await?;
-        let db = db::connect(&config.database).await?;
+        let pools = db::connect(&config.database).await?;
         let bind_addr = config.bind_addr;
-        let state = AppState::new(config, db).await?;
+        let state = AppState::new(config, pools).await?;
         let schema = graphql::build(state.clone());
         let router = http::router(state.clone(), schema);
         let listener = TcpListener::bind(bind_addr)

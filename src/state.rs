@@ -7,10 +7,11 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use anyhow::Context;
 
 use crate::{
-    broker::{Broker, Hub, MemoryBroker, PgBroker, Revocations},
+    broker::{Broker, Hub, Listening, MemoryBroker, PgBroker, Revocations},
     config::Config,
+    db::Pools,
     service::{
-        auth::{Auth, revocation_horizon},
+        auth::{Auth, revocation_horizon, signing_keys},
         chat::Chat,
         user::Users,
     },
@@ -22,7 +23,8 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub auth: Arc<Auth>,
     pub chat: Arc<Chat>,
-    pub hub: Arc<Hub>,
+    /// Whether this instance hears the others (`/readyz`).
+    pub broker: Arc<dyn Broker>,
     /// Users by id, for `me` and for naming message authors without a read each time.
     pub users: Arc<Users>,
     /// Cancelled when the server shuts down: background tasks and sockets end.
@@ -32,7 +34,8 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub async fn new(config: Config, db: DatabaseConnection) -> anyhow::Result<Self> {
+    pub async fn new(config: Config, pools: Pools) -> anyhow::Result<Self> {
+        let db = pools.reads.clone();
         let shutdown = CancellationToken::new();
         let revocations = Arc::new(Revocations::new(revocation_horizon(&config.auth)));
         revocations
@@ -41,9 +44,14 @@ impl AppState {
             .context("read recent revocations")?;
         let hub = Hub::new(revocations.clone(), config.ws.subscriber_buffer);
         let users = Arc::new(Users::new(db.clone()));
+        let keys = signing_keys(&config.auth)?;
         let broker: Arc<dyn Broker> = match db.get_database_backend() {
             DbBackend::Postgres => Arc::new(PgBroker::start(
-                config.database.url.clone(),
+                Listening {
+                    url: config.database.url.clone(),
+                    heartbeat: config.database.listen_heartbeat,
+                },
+                keys.derive_key("chat-server broker seal v1"),
                 db.clone(),
                 hub.clone(),
                 users.clone(),
@@ -52,26 +60,29 @@ impl AppState {
             _ => Arc::new(MemoryBroker::new(hub.clone())),
         };
         let auth = Arc::new(Auth::new(
-            db.clone(),
+            pools.clone(),
+            keys,
             &config.auth,
             &config.limits,
             revocations,
             broker.clone(),
         )?);
         let chat = Arc::new(Chat::new(
-            db.clone(),
-            broker,
-            hub.clone(),
+            pools,
+            broker.clone(),
+            hub,
             users.clone(),
             &config.limits,
         ));
+        auth.clone()
+            .purge_periodically(config.auth.purge_interval, shutdown.clone());
         crate::os::spawn_trimmer(shutdown.clone());
         Ok(Self {
             config: Arc::new(config),
             db,
             auth,
             chat,
-            hub,
+            broker,
             users,
             shutdown,
             tasks: TaskTracker::new(),

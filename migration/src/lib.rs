@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_accounts;
 mod m20261122_000002_chat;
 mod m20261202_000003_account_deletion;
+mod m20261204_000004_session_housekeeping;
 
 pub struct Migrator;
 
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_accounts::Migration),
             Box::new(m20261122_000002_chat::Migration),
             Box::new(m20261202_000003_account_deletion::Migration),
+            Box::new(m20261204_000004_session_housekeeping::Migration),
         ]
     }
 }

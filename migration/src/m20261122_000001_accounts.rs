@@ -129,7 +129,7 @@ pub(crate) enum Users {
 }
 
 #[derive(DeriveIden)]
-enum Sessions {
+pub enum Sessions {
     Table,
     Id,
     UserId,
@@ -138,7 +138,7 @@ enum Sessions {
 }
 
 #[derive(DeriveIden)]
-enum RefreshTokens {
+pub enum RefreshTokens {
     Table,
     TokenHash,
     SessionId,

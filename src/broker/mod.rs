@@ -7,10 +7,12 @@
 //! if and only if the transaction commits, in commit order), and each instance's listener hands
 //! it to its hub. Subscribers never depend on the broker for completeness: they number messages
 //! by `seq` and read anything they missed from the database (see `service::chat::feed`).
+//! What crosses instances is sealed (`seal`).
 mod hub;
 mod memory;
 mod postgres;
 mod revocation;
+mod seal;
 
 use std::sync::Arc;
 
@@ -19,7 +21,7 @@ use uuid::Uuid;
 
 pub use hub::{Hub, RoomEvent, RoomSubscription};
 pub use memory::MemoryBroker;
-pub use postgres::PgBroker;
+pub use postgres::{Listening, PgBroker};
 pub use revocation::{Revocations, SessionWatch};
 
 use crate::entity::{message, user};
@@ -35,7 +37,8 @@ pub struct ChatMessage {
 #[derive(Debug, Clone)]
 pub enum Event {
     Message(Arc<ChatMessage>),
-    /// A user left a room: their subscriptions to it end.
+    /// A user's membership of a room ended: their subscriptions to it end, once the database
+    /// confirms it.
     Left {
         room_id: Uuid,
         user_id: Uuid,
@@ -58,4 +61,10 @@ pub trait Broker: Send + Sync {
 
     /// Called once that transaction has committed.
     fn committed(&self, event: Event);
+
+    /// Whether this instance hears every instance's events now. While it does not (its
+    /// Postgres listener is reconnecting), it should get no traffic: it is not ready.
+    fn is_live(&self) -> bool {
+        true
+    }
 }

@@ -123,6 +123,9 @@ pub struct DatabaseConfig {
     /// Connections kept open even when idle: opening one costs tens of milliseconds, which
     /// a request should not wait for.
     pub min_connections: u32,
+    /// Postgres: after this long without a notification the listening connection checks
+    /// itself, and one that does not answer within as long again is replaced.
+    pub listen_heartbeat: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -131,6 +134,11 @@ pub struct AuthConfig {
     pub issuer: String,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
+    /// How long after a refresh the token it used still gets the same answer (two tabs
+    /// refreshing at once, an answer lost on the way) instead of revoking the session.
+    pub refresh_reuse_interval: Duration,
+    /// How often expired refresh tokens and finished sessions are deleted.
+    pub purge_interval: Duration,
     /// Concurrent Argon2 computations; each takes a core for ~20 ms and 19 MiB.
     pub hash_concurrency: usize,
 }
@@ -184,12 +192,15 @@ impl Default for Config {
                 url: SecretString::from("sqlite://chat.db?mode=rwc"),
                 max_connections: 16,
                 min_connections: 2,
+                listen_heartbeat: Duration::from_secs(5),
             },
             auth: AuthConfig {
                 signing: SigningConfig::Hs256(None),
                 issuer: "chat-server".into(),
                 access_token_ttl: Duration::from_secs(900),
                 refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
+                refresh_reuse_interval: Duration::from_secs(10),
+                purge_interval: Duration::from_secs(3600),
                 hash_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
             },
             http: HttpConfig {

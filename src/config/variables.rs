@@ -60,6 +60,8 @@ pub(super) const VARIABLES: &[Variable] = &[
             true => Err("must not exceed DATABASE_MAX_CONNECTIONS".into()),
             false => Ok(()),
         }),
+    var("DATABASE_LISTEN_HEARTBEAT_SECONDS", |c, v| seconds(&mut c.database.listen_heartbeat, v))
+        .checked(|c| positive(&c.database.listen_heartbeat)),
     // The algorithm decides which of the three below apply: the secret with HS256, the key
     // files with EdDSA. The others are ignored.
     var("JWT_ALGORITHM", |c, v| {
@@ -102,6 +104,11 @@ pub(super) const VARIABLES: &[Variable] = &[
         .checked(|c| positive(&c.auth.access_token_ttl)),
     var("REFRESH_TOKEN_TTL_SECONDS", |c, v| seconds(&mut c.auth.refresh_token_ttl, v))
         .checked(|c| positive(&c.auth.refresh_token_ttl)),
+    var("REFRESH_TOKEN_REUSE_INTERVAL_SECONDS", |c, v| {
+        seconds(&mut c.auth.refresh_reuse_interval, v)
+    }),
+    var("SESSION_PURGE_INTERVAL_SECONDS", |c, v| seconds(&mut c.auth.purge_interval, v))
+        .checked(|c| positive(&c.auth.purge_interval)),
     var("PASSWORD_HASH_CONCURRENCY", |c, v| set(&mut c.auth.hash_concurrency, v))
         .checked(|c| positive(&c.auth.hash_concurrency)),
     // Rate limits: 0 disables one.
@@ -342,6 +349,7 @@ mod tests {
             .collect();
         let wanted = [
             "ACCESS_TOKEN_TTL_SECONDS",
+            "DATABASE_LISTEN_HEARTBEAT_SECONDS",
             "DATABASE_MAX_CONNECTIONS",
             "GRAPHQL_MAX_BATCH",
             "GRAPHQL_MAX_COMPLEXITY",
@@ -350,6 +358,7 @@ mod tests {
             "GRAPHQL_MAX_TOKENS",
             "PASSWORD_HASH_CONCURRENCY",
             "REFRESH_TOKEN_TTL_SECONDS",
+            "SESSION_PURGE_INTERVAL_SECONDS",
             "WS_INIT_TIMEOUT_SECONDS",
             "WS_KEEPALIVE_SECONDS",
             "WS_SEND_TIMEOUT_SECONDS",

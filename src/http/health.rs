@@ -11,25 +11,31 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// 200 only while the database answers (within a second), so a load balancer stops sending
-/// traffic to an instance that could only fail it.
+/// 200 only while the database answers (within a second) and this instance hears the others
+/// (its Postgres listener is connected and caught up), so a load balancer stops sending
+/// traffic to an instance that could only fail it, or whose subscribers would hear nothing
+/// and whose sockets would not learn of a logout elsewhere.
 pub async fn readyz(State(http): State<HttpState>) -> (StatusCode, Json<Value>) {
+    if !http.state.broker.is_live() {
+        tracing::warn!("readiness: not listening to the other instances");
+        return unavailable("listener");
+    }
     match tokio::time::timeout(Duration::from_secs(1), http.state.db.ping()).await {
         Ok(Ok(())) => (StatusCode::OK, Json(json!({ "status": "ready" }))),
         Ok(Err(err)) => {
             tracing::warn!(error = %err, "readiness: database unavailable");
-            unavailable()
+            unavailable("database")
         }
         Err(_) => {
             tracing::warn!("readiness: database did not answer within 1 s");
-            unavailable()
+            unavailable("database")
         }
     }
 }
 
-fn unavailable() -> (StatusCode, Json<Value>) {
+fn unavailable(reason: &str) -> (StatusCode, Json<Value>) {
     (
         StatusCode::SERVICE_UNAVAILABLE,
-        Json(json!({ "status": "unavailable", "reason": "database" })),
+        Json(json!({ "status": "unavailable", "reason": reason })),
     )
 }

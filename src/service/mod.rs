@@ -5,12 +5,38 @@ pub mod chat;
 pub mod rate_limit;
 pub mod user;
 
+use std::future::Future;
+
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Select, SqliteTransactionMode, TransactionOptions,
+    TransactionTrait,
 };
 use uuid::Uuid;
 
 use crate::error::AppResult;
+
+/// Starts a transaction that will write. On SQLite it takes the write lock at once (`BEGIN
+/// IMMEDIATE`): one that read first and wrote later would fail with SQLITE_BUSY whenever
+/// another writer committed in between, where it should wait its turn. On Postgres the
+/// transaction locks rows as it goes (`lock_exclusive` where a read decides a write).
+pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    db.begin_with_options(TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..Default::default()
+    })
+    .await
+}
+
+/// Runs a write to its end in a task of its own, whatever becomes of the request that asked
+/// for it. A request is dropped when its client goes away, or when a WebSocket `complete`
+/// follows a mutation: dropped between a commit and what follows it, a stored message would
+/// reach no subscriber and a stored logout would leave the session's tokens working here.
+pub async fn detached<T: Send + 'static>(
+    write: impl Future<Output = AppResult<T>> + Send + 'static,
+) -> AppResult<T> {
+    tokio::spawn(write).await?
+}
 
 /// Which way a page of a list is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

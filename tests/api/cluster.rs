@@ -1,7 +1,9 @@
 //! Several instances on one Postgres database: messages, revocations and socket closes reach
 //! every instance, and a dropped LISTEN connection loses nothing.
+use std::time::{Duration, Instant};
+
 use sea_orm::{ConnectionTrait, Database};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::{helpers::*, postgres_tests, subscriptions::seqs};
 
@@ -43,7 +45,7 @@ async fn cut_listeners(app: &TestApp) -> u64 {
     admin_sql(
         app,
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE datname = '{db}' AND query LIKE 'LISTEN%'",
+         WHERE datname = '{db}' AND application_name = 'chat-server listener'",
     )
     .await
 }
@@ -52,6 +54,13 @@ async fn cut_listeners(app: &TestApp) -> u64 {
 /// it must not need a new one while new connections are refused.
 async fn warm_pool(app: &TestApp, account: &Account) {
     futures_util::future::join_all((0..5).map(|_| app.me(&account.access_token))).await;
+}
+
+/// Runs `sql` on `app`'s own database.
+async fn app_sql(app: &TestApp, sql: &str) {
+    let conn = Database::connect(app.db.url.as_str()).await.unwrap();
+    conn.execute_unprepared(sql).await.unwrap();
+    conn.close().await.ok();
 }
 
 async fn restore_listeners(app: &TestApp) {
@@ -64,8 +73,7 @@ postgres_tests! {
         let nia = a.register("nia").await;
         let room = a.create_room(&nia, "cluster", false).await;
         let start = b.send_message(&nia, &room, "start").await;
-        let mut ws = a.ws_ready(&nia.access_token).await;
-        ws.message_added("s", &room, start["cursor"].as_str()).await;
+        let mut ws = a.watching(&nia, &room, &start).await;
         let big = "😀".repeat(4000);
         b.send_message(&nia, &room, "via b").await;
         b.send_message(&nia, &room, &big).await;
@@ -95,8 +103,7 @@ postgres_tests! {
         let pat = a.register("pat").await;
         let room = a.create_room(&pat, "resilient", false).await;
         let start = b.send_message(&pat, &room, "start").await;
-        let mut ws = a.ws_ready(&pat.access_token).await;
-        ws.message_added("s", &room, start["cursor"].as_str()).await;
+        let mut ws = a.watching(&pat, &room, &start).await;
         b.send_message(&pat, &room, "before").await;
         assert_eq!(seqs(&mut ws, "s", 1).await, [2]);
 
@@ -123,5 +130,155 @@ postgres_tests! {
         restore_listeners(&a).await;
         assert_eq!(ws.closed().await.code, 4403);
         assert_eq!(a.me(&quin.access_token).await.message(), Some("session revoked"));
+    }
+}
+
+postgres_tests! {
+    async fn a_silent_listener_is_noticed_replaced_and_caught_up(db) {
+        // `b` talks to Postgres directly, `a` through a proxy that will go silent.
+        let b = spawn_app(&db).await;
+        let proxy = Proxy::to(&b.db.url).await;
+        let heartbeat = Duration::from_secs(1);
+        let a = spawn_on(b.db.clone(), |c| {
+            c.database.url = proxy.url(&b.db.url).into();
+            c.database.listen_heartbeat = heartbeat;
+        })
+        .await;
+        let pat = b.register("pat").await;
+        let quin = b.register("quin").await;
+        let room = b.create_room(&pat, "outage", false).await;
+        let start = b.send_message(&pat, &room, "start").await;
+        let mut ws = a.watching(&pat, &room, &start).await;
+        let mut doomed = a.ws_ready(&quin.access_token).await;
+        b.send_message(&pat, &room, "before").await;
+        assert_eq!(seqs(&mut ws, "s", 1).await, [2], "a hears b before the cut");
+
+        proxy.cut();
+        let cut_at = Instant::now();
+        // Two heartbeats of silence at most, and the time to notice a readiness probe.
+        let (status, body) = a
+            .ready_within(heartbeat * 5, |_, body| body["reason"] == "listener")
+            .await;
+        assert_eq!((status, &body["reason"]), (503, &json!("listener")), "{body}");
+        assert!(cut_at.elapsed() <= heartbeat * 3, "noticed after {:?}", cut_at.elapsed());
+
+        // What happens meanwhile reaches `a` by no notification: only by catching up.
+        for i in 0..3 {
+            b.send_message(&pat, &room, &format!("unheard {i}")).await;
+        }
+        b.gql(None, "mutation($t: String!) { logout(refreshToken: $t) }", json!({ "t": quin.refresh_token }))
+            .await
+            .ok();
+        proxy.heal();
+        let (status, body) = a.ready_within(Duration::from_secs(20), |status, _| status == 200).await;
+        assert_eq!(status, 200, "a is ready again: {body}");
+        assert_eq!(seqs(&mut ws, "s", 3).await, [3, 4, 5], "caught up, once each");
+        b.send_message(&pat, &room, "after").await;
+        assert_eq!(seqs(&mut ws, "s", 1).await, [6], "and live again");
+        assert!(ws.next_within("s", Duration::from_millis(500)).await.is_none(), "nothing twice");
+        let closed = doomed.closed().await;
+        assert_eq!((closed.code, closed.reason.as_str()), (4403, "session revoked"));
+        assert_eq!(a.me(&quin.access_token).await.message(), Some("session revoked"));
+    }
+
+    async fn notifications_from_outside_the_cluster_change_nothing(db) {
+        let app = spawn_app(&db).await;
+        let rex = app.register("rex").await;
+        let room = app.create_room(&rex, "guarded", true).await;
+        let start = app.send_message(&rex, &room, "start").await;
+        let mut ws = app.watching(&rex, &room, &start).await;
+        let me = app.me(&rex.access_token).await;
+        let (user_id, session_id) = (
+            me.ok()["me"]["id"].as_str().unwrap().to_owned(),
+            claims_of(&rex.access_token)["sid"].as_str().unwrap().to_owned(),
+        );
+
+        // A role that may do no more than connect, as any database user can.
+        let role = format!("intruder_{}", uuid::Uuid::new_v4().simple());
+        admin_sql(&app, &format!("CREATE ROLE {role} LOGIN")).await;
+        let intruder_url = app.db.url.replacen("://postgres@", &format!("://{role}@"), 1);
+        let intruder = Database::connect(intruder_url.as_str()).await.expect("connect as the intruder");
+        let forged = [
+            // The old plain-JSON shape of each event: the next message, a departure, a revocation.
+            json!({ "k": "m", "i": uuid::Uuid::now_v7(), "r": room, "s": 2, "a": user_id,
+                    "t": "2026-01-01T00:00:00Z", "b": "forged" }),
+            json!({ "k": "l", "r": room, "u": user_id }),
+            json!({ "k": "x", "s": [session_id] }),
+        ];
+        for payload in forged.iter().map(Value::to_string).chain(["AAAA".repeat(20)]) {
+            intruder
+                .execute_unprepared(&format!("NOTIFY chat_events, '{payload}'"))
+                .await
+                .expect("anyone may notify");
+        }
+        intruder.close().await.ok();
+        admin_sql(&app, &format!("DROP ROLE {role}")).await;
+
+        // The genuine seq 2 is delivered, not taken for a duplicate of the forged one.
+        app.send_message(&rex, &room, "genuine").await;
+        let next = ws.next("s").await;
+        assert_eq!(next["data"]["messageAdded"]["body"], "genuine", "{next}");
+        assert_eq!(next["data"]["messageAdded"]["seq"], 2, "{next}");
+        assert_eq!(app.me(&rex.access_token).await.ok()["me"]["id"], json!(user_id));
+        ws.sync().await;
+    }
+
+    async fn leaving_a_private_room_during_a_listener_gap_ends_the_subscription(db) {
+        let (a, b) = two_instances(&db).await;
+        let sam = a.register("sam").await;
+        let tia = a.register("tia").await;
+        let room = a.create_room(&tia, "secret", true).await;
+        // No one can invite yet (private rooms come with members and roles): the row itself.
+        let sam_id = a.me(&sam.access_token).await.ok()["me"]["id"].as_str().unwrap().to_owned();
+        app_sql(&a, &format!(
+            "INSERT INTO memberships (room_id, user_id, joined_at) VALUES ('{room}', '{sam_id}', now())"
+        ))
+        .await;
+        let start = b.send_message(&tia, &room, "start").await;
+        let mut ws = a.watching(&sam, &room, &start).await;
+        b.send_message(&tia, &room, "hello").await;
+        assert_eq!(seqs(&mut ws, "s", 1).await, [2]);
+
+        warm_pool(&b, &sam).await;
+        assert!(cut_listeners(&a).await >= 2);
+        // Neither the departure nor what follows it is announced to `a`.
+        let left = b.gql(Some(&sam.access_token), "mutation($r: ID!) { leaveRoom(roomId: $r) }", json!({ "r": room })).await;
+        assert_eq!(left.ok()["leaveRoom"], true);
+        b.send_message(&tia, &room, "not for sam").await;
+        restore_listeners(&a).await;
+        let ended = ws.recv().await;
+        assert_eq!(ended["type"], "complete", "the subscription ends, with nothing more: {ended}");
+        assert_eq!(ended["id"], "s");
+        ws.sync().await;
+    }
+
+    async fn connections_ask_the_server_to_probe_them(db) {
+        let app = spawn_app(&db).await;
+        let conn = Database::connect(app.db.url.as_str()).await.unwrap();
+        let sessions: Vec<String> = conn
+            .query_all_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT application_name FROM pg_stat_activity WHERE datname = current_database()",
+            ))
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.try_get_by_index(0).unwrap())
+            .collect();
+        assert!(sessions.iter().any(|name| name == "chat-server"), "{sessions:?}");
+        assert!(sessions.iter().any(|name| name == "chat-server listener"), "{sessions:?}");
+        let config = test_config(&app.db);
+        let conn = chat_server::db::connect(&config.database).await.unwrap().reads;
+        for (setting, value) in [("tcp_keepalives_idle", "30"), ("tcp_keepalives_interval", "10")] {
+            let row = conn
+                .query_one_raw(sea_orm::Statement::from_string(
+                    sea_orm::DbBackend::Postgres,
+                    format!("SHOW {setting}"),
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(row.try_get_by_index::<String>(0).unwrap(), value, "{setting}");
+        }
     }
 }

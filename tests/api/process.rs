@@ -85,6 +85,13 @@ impl ServerProcess {
         assert_eq!(rc, 0, "SIGTERM");
     }
 
+    /// SIGKILL: the process ends at once, in the middle of whatever it was doing.
+    pub fn kill(&self) {
+        // SAFETY: kill only sends a signal to the process we started.
+        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGKILL) };
+        assert_eq!(rc, 0, "SIGKILL");
+    }
+
     /// Waits for the process to exit; returns how long that took.
     async fn exited(&mut self, within: Duration) -> (std::process::ExitStatus, Duration) {
         let start = Instant::now();

@@ -1,6 +1,9 @@
 //! Refresh-token rotation, reuse detection, logout, logoutAll, and revocation of access tokens.
 use std::time::Duration;
 
+use chat_server::entity::{refresh_token, session};
+use futures_util::future::join_all;
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::json;
 
 use crate::{db_tests, helpers::*};
@@ -22,7 +25,7 @@ db_tests! {
     }
 
     async fn reusing_a_refresh_token_revokes_the_session(db) {
-        let app = spawn_app(&db).await;
+        let app = spawn_app_with(&db, |c| c.auth.refresh_reuse_interval = Duration::ZERO).await;
         let stolen = app.register("nick").await;
         let rotated = app.refresh(&stolen).await;
         let other_session = app.login(&stolen).await;
@@ -44,8 +47,8 @@ db_tests! {
         app.refresh(&other_session).await;
     }
 
-    async fn concurrent_refreshes_with_one_token_cannot_fork_the_session(db) {
-        let app = spawn_app(&db).await;
+    async fn without_a_reuse_interval_concurrent_refreshes_cannot_fork_the_session(db) {
+        let app = spawn_app_with(&db, |c| c.auth.refresh_reuse_interval = Duration::ZERO).await;
         let olga = app.register("olga").await;
         let (a, b) = tokio::join!(
             app.refresh_raw(&olga.refresh_token),
@@ -59,6 +62,107 @@ db_tests! {
             app.me(token).await.expect_code("UNAUTHENTICATED");
         }
         app.me(&olga.access_token).await.expect_code("UNAUTHENTICATED");
+    }
+
+    async fn concurrent_refreshes_with_one_token_get_the_same_pair(db) {
+        let app = spawn_app(&db).await;
+        let olga = app.register("olga").await;
+        // Two tabs, or a retry whose first answer was lost: all within the reuse interval.
+        let answers = join_all((0..4).map(|_| app.refresh_raw(&olga.refresh_token))).await;
+        let pairs: Vec<_> = answers
+            .iter()
+            .map(|a| (a.ok()["refresh"]["accessToken"].clone(), a.ok()["refresh"]["refreshToken"].clone()))
+            .collect();
+        assert!(pairs.iter().all(|pair| *pair == pairs[0]), "{pairs:?}");
+        assert_ne!(pairs[0].1, json!(olga.refresh_token));
+        // The session lives on, and its chain goes on from the one successor.
+        let (access, refresh) = (pairs[0].0.as_str().unwrap(), pairs[0].1.as_str().unwrap());
+        app.me(access).await.ok();
+        app.me(&olga.access_token).await.ok();
+        let next = app.refresh_raw(refresh).await;
+        assert!(next.ok()["refresh"]["refreshToken"].is_string());
+    }
+
+    async fn after_the_reuse_interval_a_used_refresh_token_revokes_the_session(db) {
+        let app = spawn_app_with(&db, |c| c.auth.refresh_reuse_interval = Duration::from_secs(1)).await;
+        let pia = app.register("pia").await;
+        let first = app.refresh(&pia).await;
+        let again = app.refresh(&pia).await;
+        assert_eq!(
+            (&again.access_token, &again.refresh_token),
+            (&first.access_token, &first.refresh_token),
+            "within the interval: the same pair"
+        );
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        let reuse = app.refresh_raw(&pia.refresh_token).await;
+        assert_eq!(reuse.message(), Some("refresh token already used; session revoked"));
+        assert_eq!(app.me(&first.access_token).await.message(), Some("session revoked"));
+        app.refresh_raw(&first.refresh_token).await.expect_code("UNAUTHENTICATED");
+    }
+
+    async fn a_login_racing_account_deletion_leaves_no_live_session(db) {
+        let app = spawn_app(&db).await;
+        let delete = "mutation($p: String!) { deleteAccount(password: $p) }";
+        for round in 0..6 {
+            let account = app.register(&format!("racer{round}")).await;
+            let (_, deleted) = tokio::join!(
+                app.login_raw(&account.username, PASSWORD),
+                app.gql(Some(&account.access_token), delete, json!({ "p": PASSWORD })),
+            );
+            assert_eq!(deleted.ok()["deleteAccount"], true);
+            // Whichever went first, no session of the deleted account is left open.
+            let conn = sea_orm::Database::connect(app.db.url.as_str()).await.unwrap();
+            let user_id: uuid::Uuid = account.id.parse().unwrap();
+            let live = session::Entity::find()
+                .filter(session::Column::UserId.eq(user_id))
+                .filter(session::Column::RevokedAt.is_null())
+                .count(&conn)
+                .await
+                .unwrap();
+            conn.close().await.ok();
+            assert_eq!(live, 0, "round {round}");
+        }
+    }
+
+    async fn finished_sessions_and_expired_refresh_tokens_are_purged(db) {
+        let app = spawn_app_with(&db, |c| {
+            c.auth.purge_interval = Duration::from_millis(500);
+            c.auth.refresh_token_ttl = Duration::from_secs(3);
+            // A revoked session is kept while its access tokens could live: 1 s + 5 s leeway.
+            c.auth.access_token_ttl = Duration::from_secs(1);
+        })
+        .await;
+        let mut live = app.register("live").await;
+        let revoked = app.register("revoked").await;
+        let expired = app.register("expired").await;
+        app.gql(None, "mutation($t: String!) { logout(refreshToken: $t) }", json!({ "t": revoked.refresh_token }))
+            .await
+            .ok();
+        let conn = sea_orm::Database::connect(app.db.url.as_str()).await.unwrap();
+        let session_of = |account: &Account| -> uuid::Uuid {
+            claims_of(&account.access_token)["sid"].as_str().unwrap().parse().unwrap()
+        };
+        let (live_id, revoked_id, expired_id) = (session_of(&live), session_of(&revoked), session_of(&expired));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            // The live session refreshes within its tokens' lifetime, as a client does.
+            live = app.refresh(&live).await;
+            let sessions: Vec<uuid::Uuid> = session::Entity::find().all(&conn).await.unwrap().iter().map(|s| s.id).collect();
+            let expired_tokens = refresh_token::Entity::find()
+                .filter(refresh_token::Column::ExpiresAt.lte(chrono::Utc::now() - chrono::Duration::seconds(2)))
+                .count(&conn)
+                .await
+                .unwrap();
+            if !sessions.contains(&revoked_id) && !sessions.contains(&expired_id) && expired_tokens == 0 {
+                assert!(sessions.contains(&live_id), "the live session stays: {sessions:?}");
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "not purged: {sessions:?}, {expired_tokens} expired tokens");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        conn.close().await.ok();
+        app.me(&live.access_token).await.ok();
+        app.refresh(&live).await;
     }
 
     async fn unknown_refresh_tokens_are_refused(db) {

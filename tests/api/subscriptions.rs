@@ -130,9 +130,7 @@ db_tests! {
         let start = app.send_message(&senders[0], &room, "start").await;
         let mut sockets = Vec::new();
         for sender in &senders {
-            let mut ws = app.ws_ready(&sender.access_token).await;
-            ws.message_added("s", &room, start["cursor"].as_str()).await;
-            sockets.push(ws);
+            sockets.push(app.watching(sender, &room, &start).await);
         }
         let sends = senders.iter().flat_map(|sender| {
             (0..10).map(move |i| (sender, format!("{} {i}", sender.username)))
@@ -193,8 +191,7 @@ db_tests! {
         let lou = app.register("lou").await;
         let room = app.create_room(&lou, "big", false).await;
         let start = app.send_message(&lou, &room, "start").await;
-        let mut ws = app.ws_ready(&lou.access_token).await;
-        ws.message_added("s", &room, start["cursor"].as_str()).await;
+        let mut ws = app.watching(&lou, &room, &start).await;
         // 4000 characters of 4 bytes: twice what a Postgres notification can carry.
         let body = "😀".repeat(4000);
         app.send_message(&lou, &room, &body).await;

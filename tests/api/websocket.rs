@@ -332,7 +332,7 @@ db_tests! {
     }
 
     async fn refresh_token_reuse_closes_the_sessions_sockets(db) {
-        let app = spawn_app(&db).await;
+        let app = spawn_app_with(&db, |c| c.auth.refresh_reuse_interval = Duration::ZERO).await;
         let quin = app.register("quin").await;
         let rotated = app.refresh(&quin).await;
         let mut ws = app.ws_ready(&rotated.access_token).await;

@@ -2,15 +2,17 @@
 //! rooms keep their seqs without gaps. Its name and email are freed for a new account, its
 //! sessions end (tokens refused, sockets closed, on every instance, at once) and it can no
 //! longer log in.
-use std::net::IpAddr;
+use std::{net::IpAddr, sync::Arc};
 
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use uuid::Uuid;
 
 use super::{Auth, Viewer};
 use crate::{
     domain::{Password, Username},
-    entity::{membership, now, user},
+    entity::{membership, now, session, user},
     error::{AppError, AppResult},
+    service::{begin_write, detached},
 };
 
 impl Auth {
@@ -18,7 +20,7 @@ impl Auth {
     /// access token alone must not be enough). Password checks count against the account's
     /// login rate limits.
     pub async fn delete_account(
-        &self,
+        self: &Arc<Self>,
         viewer: &Viewer,
         password: Password,
         client: IpAddr,
@@ -37,11 +39,20 @@ impl Auth {
             return Err(AppError::bad_input("password", "the password is wrong"));
         }
 
-        let sessions = self.live_sessions(account.id).await?;
-        let txn = self.db.begin().await?;
-        let tag = account.id.simple().to_string();
+        let this = self.clone();
+        let ended = detached(async move { this.scrub(account.id).await }).await?;
+        tracing::info!(user = %viewer.user_id, sessions = ended, "account deleted");
+        Ok(())
+    }
+
+    /// Scrubs the row and ends every session, in one transaction: a login that has checked
+    /// the password by now either opened its session before (and it is revoked here) or
+    /// finds the account deleted (see `login`). Returns how many sessions it ended.
+    async fn scrub(&self, user_id: Uuid) -> AppResult<usize> {
+        let txn = begin_write(&self.writer).await?;
+        let tag = user_id.simple().to_string();
         user::Entity::update(user::ActiveModel {
-            id: Set(account.id),
+            id: Set(user_id),
             username: Set(format!("{}{}", Username::DELETED_PREFIX, &tag[8..])),
             // Unique, and no address at all (.invalid is reserved for that).
             email: Set(format!("{tag}@deleted.invalid")),
@@ -53,13 +64,14 @@ impl Auth {
         .exec(&txn)
         .await?;
         membership::Entity::delete_many()
-            .filter(membership::Column::UserId.eq(account.id))
+            .filter(membership::Column::UserId.eq(user_id))
             .exec(&txn)
             .await?;
-        let ended = self.revoke_in(&txn, &sessions).await?;
+        let sessions = self
+            .revoke_in(&txn, session::Column::UserId.eq(user_id).into())
+            .await?;
         txn.commit().await?;
         self.revoked(&sessions);
-        tracing::info!(user = %account.id, sessions = ended, "account deleted");
-        Ok(())
+        Ok(sessions.len())
     }
 }

@@ -2,35 +2,43 @@
 //! logout and revocation in `sessions`; account deletion in `deletion`.
 //!
 //! A login opens a session. The session holds a chain of refresh tokens: each is single use and
-//! exchanging it (`refresh`) yields the next one. A token that has already been exchanged can
-//! only be presented again by someone who copied it, so that revokes the whole session.
+//! exchanging it (`refresh`) yields the next one. A token that has already been exchanged, and
+//! is presented again after a short grace interval, can only come from someone who copied it,
+//! so that revokes the whole session.
 mod deletion;
+mod housekeeping;
 mod password;
 mod sessions;
 mod token;
 
 use std::{net::IpAddr, sync::Arc, time::Duration};
 
+use anyhow::Context;
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, DatabaseConnection, EntityTrait, ExprTrait, QueryFilter, TransactionTrait,
+    ColumnTrait, DatabaseConnection, EntityTrait, ExprTrait, QueryFilter, QuerySelect,
     sea_query::{Expr, Func},
 };
 use uuid::Uuid;
 
 /// A socket's watch on its session (the broker's), as the transport holds it.
 pub use crate::broker::SessionWatch;
+pub use housekeeping::Purged;
 pub use password::PasswordHasher;
 pub use token::{LEEWAY_SECONDS, TokenError, TokenKeys, is_expired};
 
 use crate::{
     broker::{Broker, Revocations},
     config::{AuthConfig, RateLimits, SigningConfig},
+    db::Pools,
     domain::{Email, Password, Username, reject_nul},
     entity::{now, user, user::Role},
     error::{AppError, AppResult, on_unique_violation},
-    service::rate_limit::{ClientNet, RateLimit},
+    service::{
+        begin_write,
+        rate_limit::{ClientNet, RateLimit},
+    },
 };
 
 /// One message for an unknown login and for a wrong password: telling them apart would let
@@ -91,11 +99,17 @@ pub struct Registration {
 
 pub struct Auth {
     db: DatabaseConnection,
+    /// Where writes go (see `db::Pools`).
+    writer: DatabaseConnection,
     broker: Arc<dyn Broker>,
     hasher: PasswordHasher,
     tokens: TokenKeys,
+    /// Derives each refresh token from the one before it (see `sessions`).
+    successor_key: [u8; 32],
     revocations: Arc<Revocations>,
     refresh_ttl: Duration,
+    /// How long a used refresh token still gets its successor back instead of revoking.
+    reuse_interval: chrono::TimeDelta,
     login: LoginLimits,
     register_per_ip: RateLimit<ClientNet>,
     refresh_per_ip: RateLimit<ClientNet>,
@@ -128,31 +142,40 @@ pub fn revocation_horizon(config: &AuthConfig) -> Duration {
     config.access_token_ttl + Duration::from_secs(LEEWAY_SECONDS)
 }
 
+/// The signing keys, from which the server's other secrets derive (see `TokenKeys::derive_key`).
+pub fn signing_keys(config: &AuthConfig) -> anyhow::Result<TokenKeys> {
+    let keys = TokenKeys::new(config, || {
+        tracing::warn!(
+            "JWT_SECRET is not set: signing with a random secret generated for this run. \
+             Tokens will not survive a restart nor work across instances. \
+             Set JWT_SECRET (and APP_ENV=production) for any real deployment."
+        );
+        rand::random::<[u8; 32]>().to_vec()
+    })?;
+    if let SigningConfig::EdDsa { .. } = config.signing {
+        tracing::info!("signing access tokens with EdDSA (Ed25519)");
+    }
+    Ok(keys)
+}
+
 impl Auth {
     pub fn new(
-        db: DatabaseConnection,
+        pools: Pools,
+        tokens: TokenKeys,
         config: &AuthConfig,
         limits: &RateLimits,
         revocations: Arc<Revocations>,
         broker: Arc<dyn Broker>,
     ) -> anyhow::Result<Self> {
-        let tokens = TokenKeys::new(config, || {
-            tracing::warn!(
-                "JWT_SECRET is not set: signing with a random secret generated for this run. \
-                 Tokens will not survive a restart nor work across instances. \
-                 Set JWT_SECRET (and APP_ENV=production) for any real deployment."
-            );
-            rand::random::<[u8; 32]>().to_vec()
-        })?;
-        if let SigningConfig::EdDsa { .. } = config.signing {
-            tracing::info!("signing access tokens with EdDSA (Ed25519)");
-        }
         Ok(Self {
             broker,
             hasher: PasswordHasher::new(config.hash_concurrency)?,
+            successor_key: tokens.derive_key("chat-server refresh token successor v1"),
             tokens,
             revocations,
             refresh_ttl: config.refresh_token_ttl,
+            reuse_interval: chrono::TimeDelta::from_std(config.refresh_reuse_interval)
+                .context("REFRESH_TOKEN_REUSE_INTERVAL_SECONDS")?,
             login: LoginLimits {
                 per_account_ip: RateLimit::per_minute(
                     "login_account_ip",
@@ -164,7 +187,8 @@ impl Auth {
             register_per_ip: RateLimit::per_minute("register_ip", limits.register_per_ip),
             refresh_per_ip: RateLimit::per_minute("refresh_ip", limits.refresh_per_ip),
             refresh_per_user: RateLimit::per_minute("refresh_user", limits.refresh_per_user),
-            db,
+            db: pools.reads,
+            writer: pools.writes,
         })
     }
 
@@ -203,7 +227,7 @@ impl Auth {
         // Before the hash: each registration costs the server an Argon2 computation.
         self.register_per_ip.check(&client.into())?;
         let password_hash = self.hasher.hash(&input.password).await?;
-        let txn = self.db.begin().await?;
+        let txn = begin_write(&self.writer).await?;
         let user = user::ActiveModel {
             id: Set(Uuid::now_v7()),
             username: Set(input.username.into_inner()),
@@ -270,7 +294,15 @@ impl Auth {
                 return Err(AppError::Unauthenticated(BAD_CREDENTIALS));
             }
         };
-        let txn = self.db.begin().await?;
+        let txn = begin_write(&self.writer).await?;
+        // Held until the commit: an account deletion either committed before (the account is
+        // gone now) or waits, and then ends this session with the others.
+        let user = user::Entity::find_by_id(user.id)
+            .filter(user::Column::DeletedAt.is_null())
+            .lock_exclusive()
+            .one(&txn)
+            .await?
+            .ok_or(AppError::Unauthenticated(BAD_CREDENTIALS))?;
         let (session_id, refresh_token) = self.start_session(&txn, user.id).await?;
         txn.commit().await?;
         self.issue(user, session_id, refresh_token)

@@ -1,11 +1,21 @@
-//! Sessions: the refresh-token chain (rotation and reuse detection), logout, and revocation,
-//! which takes effect here at once and on every other instance through the broker.
-use std::{net::IpAddr, time::Duration};
+//! Sessions: the refresh-token chain (rotation, reuse detection and its grace interval),
+//! logout, and revocation, which takes effect here at once and on every other instance
+//! through the broker.
+//!
+//! Each link of a chain is derived from the one before it (an HMAC under a server key), and
+//! the access token issued with a link takes its time and id from that link. So whoever
+//! presents the same token gets the same answer: two tabs refreshing at once, or a client
+//! whose answer was lost on the way, receive the same pair within
+//! `REFRESH_TOKEN_REUSE_INTERVAL_SECONDS`, instead of revoking the session. Without the
+//! server key, a link says nothing of the next one.
+use std::{net::IpAddr, sync::Arc, time::Duration};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction,
-    EntityTrait, QueryFilter, QuerySelect, TransactionTrait, sea_query::Expr,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait,
+    DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, sea_query::Expr,
 };
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -15,20 +25,32 @@ use crate::{
     broker::Event,
     entity::{now, refresh_token, session, user},
     error::{AppError, AppResult},
+    service::{begin_write, detached},
 };
 
 /// Refresh tokens we issue are 43 characters. A longer one is not ours and is not even hashed:
 /// its length is the client's to choose.
 const MAX_REFRESH_TOKEN: usize = 128;
 
+/// A refresh token as stored: the access token issued with it is derived from it.
+pub(super) struct StoredToken {
+    token: String,
+    created_at: DateTime<Utc>,
+}
+
 impl Auth {
     /// Exchanges a refresh token for a new access token and the next refresh token.
-    pub async fn refresh(&self, refresh_token: &str, client: IpAddr) -> AppResult<Issued> {
+    pub async fn refresh(
+        self: &Arc<Self>,
+        refresh_token: &str,
+        client: IpAddr,
+    ) -> AppResult<Issued> {
         self.refresh_per_ip.check(&client.into())?;
         if refresh_token.len() > MAX_REFRESH_TOKEN {
             return Err(AppError::Unauthenticated("invalid refresh token"));
         }
         let hash = hash_refresh_token(refresh_token);
+        // A first look, without a lock: what is refused here costs no transaction.
         let found = refresh_token::Entity::find_by_id(hash.clone())
             .find_also_related(session::Entity)
             .one(&self.db)
@@ -41,16 +63,21 @@ impl Auth {
         }
         // Before the token is claimed: a refused refresh leaves it usable.
         self.refresh_per_user.check(&session.user_id)?;
-        if stored.used_at.is_some() {
-            return Err(self.reuse_detected(session.id).await);
-        }
-        if stored.expires_at <= now() {
+        if stored.used_at.is_none() && stored.expires_at <= now() {
             return Err(AppError::Unauthenticated("refresh token expired"));
         }
+        match self.rotate(refresh_token, &hash, session.id).await? {
+            Rotated::Issued(issued) => Ok(issued),
+            Rotated::Reused => Err(self.reuse_detected(session.id).await),
+        }
+    }
 
-        let txn = self.db.begin().await?;
-        // Claim the token with a conditional update: of two concurrent refreshes with the same
-        // token exactly one matches `used_at IS NULL`; the other is reuse.
+    /// Claims the token and stores its successor, in one transaction that holds the session's
+    /// row: a logout or an account deletion either committed before (and is seen here) or
+    /// waits for this one (and revokes what it issued).
+    async fn rotate(&self, token: &str, hash: &str, session_id: Uuid) -> AppResult<Rotated> {
+        let txn = begin_write(&self.writer).await?;
+        // Of two concurrent refreshes with one token, exactly one matches `used_at IS NULL`.
         let claimed = refresh_token::Entity::update_many()
             .col_expr(refresh_token::Column::UsedAt, Expr::value(now()))
             .filter(refresh_token::Column::TokenHash.eq(hash))
@@ -59,23 +86,49 @@ impl Auth {
             .await?
             .rows_affected
             == 1;
-        if !claimed {
-            txn.rollback().await?;
-            return Err(self.reuse_detected(session.id).await);
+        let session = session::Entity::find_by_id(session_id)
+            .lock_exclusive()
+            .one(&txn)
+            .await?
+            .ok_or(AppError::Unauthenticated("invalid refresh token"))?;
+        if session.revoked_at.is_some() {
+            return Err(AppError::Unauthenticated("session revoked"));
         }
-        let next = self.store_refresh_token(&txn, session.id).await?;
         let user = user::Entity::find_by_id(session.user_id)
             .filter(user::Column::DeletedAt.is_null())
             .one(&txn)
             .await?
             .ok_or(AppError::Unauthenticated("user no longer exists"))?;
+        let next = self.successor(token);
+        let issued = if claimed {
+            self.store_refresh_token(&txn, session.id, next).await?
+        } else {
+            // Used before: by this client a moment ago (its answer lost, or a second tab), or
+            // by someone who copied it. Only the first gets the same pair again.
+            let used_at = refresh_token::Entity::find_by_id(hash.to_owned())
+                .one(&txn)
+                .await?
+                .and_then(|t| t.used_at);
+            let successor = refresh_token::Entity::find_by_id(hash_refresh_token(&next))
+                .one(&txn)
+                .await?;
+            match (used_at, successor) {
+                (Some(used_at), Some(successor)) if now() - used_at <= self.reuse_interval => {
+                    StoredToken {
+                        token: next,
+                        created_at: successor.created_at,
+                    }
+                }
+                _ => return Ok(Rotated::Reused),
+            }
+        };
         txn.commit().await?;
-        self.issue(user, session.id, next)
+        Ok(Rotated::Issued(self.issue(user, session.id, issued)?))
     }
 
     /// Ends the session the refresh token belongs to. Any token of the chain will do, used or
     /// not: whoever holds one may end the session. False if there was nothing to end.
-    pub async fn logout(&self, refresh_token: &str) -> AppResult<bool> {
+    pub async fn logout(self: &Arc<Self>, refresh_token: &str) -> AppResult<bool> {
         if refresh_token.len() > MAX_REFRESH_TOKEN {
             return Ok(false);
         }
@@ -83,71 +136,67 @@ impl Auth {
             .one(&self.db)
             .await?;
         match stored {
-            Some(stored) => Ok(self.revoke_sessions(&[stored.session_id]).await? == 1),
+            Some(stored) => {
+                let which = session::Column::Id.eq(stored.session_id);
+                Ok(self.revoke_sessions(which.into()).await? == 1)
+            }
             None => Ok(false),
         }
     }
 
     /// Ends every live session of the viewer; returns how many.
-    pub async fn logout_all(&self, viewer: &Viewer) -> AppResult<u64> {
-        let ids = self.live_sessions(viewer.user_id).await?;
-        self.revoke_sessions(&ids).await
+    pub async fn logout_all(self: &Arc<Self>, viewer: &Viewer) -> AppResult<u64> {
+        let which = session::Column::UserId.eq(viewer.user_id);
+        self.revoke_sessions(which.into()).await
     }
 
-    pub(super) async fn live_sessions(&self, user_id: Uuid) -> AppResult<Vec<Uuid>> {
-        Ok(session::Entity::find()
-            .select_only()
-            .column(session::Column::Id)
-            .filter(session::Column::UserId.eq(user_id))
-            .filter(session::Column::RevokedAt.is_null())
-            .into_tuple()
-            .all(&self.db)
-            .await?)
-    }
-
-    async fn reuse_detected(&self, session_id: Uuid) -> AppError {
+    async fn reuse_detected(self: &Arc<Self>, session_id: Uuid) -> AppError {
         tracing::warn!(%session_id, "refresh token reuse detected; revoking the session");
         metrics::counter!("auth_refresh_reuse_total").increment(1);
-        match self.revoke_sessions(&[session_id]).await {
+        match self
+            .revoke_sessions(session::Column::Id.eq(session_id).into())
+            .await
+        {
             Ok(_) => AppError::Unauthenticated("refresh token already used; session revoked"),
             Err(err) => err,
         }
     }
 
-    /// Marks sessions revoked in the database, refuses their access tokens here from now on,
-    /// and announces it, so every instance does the same and closes their sockets.
-    async fn revoke_sessions(&self, ids: &[Uuid]) -> AppResult<u64> {
-        if ids.is_empty() {
-            return Ok(0);
-        }
-        let txn = self.db.begin().await?;
-        let revoked = self.revoke_in(&txn, ids).await?;
-        txn.commit().await?;
-        self.revoked(ids);
-        Ok(revoked)
+    /// Marks the live sessions `which` selects revoked in the database, refuses their access
+    /// tokens here from now on, and announces it, so every instance does the same and closes
+    /// their sockets. Returns how many it ended.
+    async fn revoke_sessions(self: &Arc<Self>, which: Condition) -> AppResult<u64> {
+        let this = self.clone();
+        detached(async move {
+            let txn = begin_write(&this.writer).await?;
+            let ids = this.revoke_in(&txn, which).await?;
+            txn.commit().await?;
+            this.revoked(&ids);
+            Ok(ids.len() as u64)
+        })
+        .await
     }
 
-    /// The part of a revocation inside the transaction: the rows, and the announcement
-    /// (which goes out if and only if the transaction commits).
+    /// The part of a revocation inside the transaction: the rows (locked until the commit),
+    /// and the announcement (which goes out if and only if the transaction commits).
     pub(super) async fn revoke_in(
         &self,
         txn: &DatabaseTransaction,
-        ids: &[Uuid],
-    ) -> AppResult<u64> {
-        if ids.is_empty() {
-            return Ok(0);
-        }
-        let revoked = session::Entity::update_many()
+        which: Condition,
+    ) -> AppResult<Vec<Uuid>> {
+        let ids: Vec<Uuid> = session::Entity::update_many()
             .col_expr(session::Column::RevokedAt, Expr::value(now()))
-            .filter(session::Column::Id.is_in(ids.iter().copied()))
+            .filter(which)
             .filter(session::Column::RevokedAt.is_null())
-            .exec(txn)
+            .exec_with_returning(txn)
             .await?
-            .rows_affected;
-        self.broker
-            .stage(txn, &Event::Revoked(ids.to_vec()))
-            .await?;
-        Ok(revoked)
+            .into_iter()
+            .map(|session| session.id)
+            .collect();
+        if !ids.is_empty() {
+            self.broker.stage(txn, &Event::Revoked(ids.clone())).await?;
+        }
+        Ok(ids)
     }
 
     /// After the commit: refused here at once, without waiting for the announcement to come
@@ -162,11 +211,12 @@ impl Auth {
         self.broker.committed(Event::Revoked(ids.to_vec()));
     }
 
+    /// Opens a session with the first link of its chain (random: nothing comes before it).
     pub(super) async fn start_session(
         &self,
         conn: &impl ConnectionTrait,
         user_id: Uuid,
-    ) -> AppResult<(Uuid, String)> {
+    ) -> AppResult<(Uuid, StoredToken)> {
         let session = session::ActiveModel {
             id: Set(Uuid::now_v7()),
             user_id: Set(user_id),
@@ -175,46 +225,78 @@ impl Auth {
         }
         .insert(conn)
         .await?;
-        let refresh_token = self.store_refresh_token(conn, session.id).await?;
-        Ok((session.id, refresh_token))
+        let first = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+        let stored = self.store_refresh_token(conn, session.id, first).await?;
+        Ok((session.id, stored))
     }
 
     async fn store_refresh_token(
         &self,
         conn: &impl ConnectionTrait,
         session_id: Uuid,
-    ) -> AppResult<String> {
-        let token = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
-        let now = now();
+        token: String,
+    ) -> AppResult<StoredToken> {
+        let stored = StoredToken {
+            created_at: now(),
+            token,
+        };
         refresh_token::Entity::insert(refresh_token::ActiveModel {
-            token_hash: Set(hash_refresh_token(&token)),
+            token_hash: Set(hash_refresh_token(&stored.token)),
             session_id: Set(session_id),
-            created_at: Set(now),
-            expires_at: Set(now + self.refresh_ttl),
+            created_at: Set(stored.created_at),
+            expires_at: Set(stored.created_at + self.refresh_ttl),
             used_at: Set(None),
         })
         .exec_without_returning(conn)
         .await?;
-        Ok(token)
+        Ok(stored)
     }
 
+    /// The link after `token`: the same every time it is asked for.
+    fn successor(&self, token: &str) -> String {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.successor_key).expect("HMAC takes any key");
+        mac.update(token.as_bytes());
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    }
+
+    /// The pair for `refresh`: its access token is issued at the refresh token's creation and
+    /// named after its hash, so the same refresh token always comes with the same access token.
     pub(super) fn issue(
         &self,
         user: user::Model,
         session_id: Uuid,
-        refresh_token: String,
+        refresh: StoredToken,
     ) -> AppResult<Issued> {
+        let issued_at = refresh.created_at.timestamp();
+        let digest = Sha256::new()
+            .chain_update(b"jti:")
+            .chain_update(refresh.token.as_bytes())
+            .finalize();
+        let mut jti = [0; 16];
+        jti.copy_from_slice(&digest[..16]);
+        let jti = Uuid::from_bytes(jti);
+        let access_token = self
+            .tokens
+            .issue(user.id, session_id, user.role, issued_at, jti)?;
+        let expires_at = issued_at + self.tokens.ttl().as_secs() as i64;
         Ok(Issued {
-            access_token: self.tokens.issue(user.id, session_id, user.role)?,
-            refresh_token,
-            expires_in: self.tokens.ttl().as_secs(),
+            access_token,
+            refresh_token: refresh.token,
+            expires_in: (expires_at - Utc::now().timestamp()).max(0) as u64,
             user,
         })
     }
 }
 
-/// Refresh tokens carry 256 random bits, so a fast unsalted hash is enough: there is nothing
-/// to brute-force, only a stolen database to make useless.
+enum Rotated {
+    Issued(Issued),
+    /// Used before, and not within the grace interval: the session is revoked.
+    Reused,
+}
+
+/// Refresh tokens carry 256 random bits (or an HMAC of such), so a fast unsalted hash is
+/// enough: there is nothing to brute-force, only a stolen database to make useless.
 fn hash_refresh_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }

@@ -9,9 +9,11 @@
 use std::time::Duration;
 
 use anyhow::Context;
+use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::{
@@ -51,6 +53,9 @@ pub enum TokenError {
 }
 
 pub struct TokenKeys {
+    /// SHA-256 of the signing key material: what `derive_key` derives the server's other
+    /// secrets from, so that every instance configured alike derives the same ones.
+    master: [u8; 32],
     algorithm: Algorithm,
     encoding: EncodingKey,
     decoding: DecodingKey,
@@ -62,13 +67,14 @@ pub struct TokenKeys {
 impl TokenKeys {
     /// Builds the keys; with HS256 and no secret, `generated` supplies one for this run.
     pub fn new(config: &AuthConfig, generated: impl FnOnce() -> Vec<u8>) -> anyhow::Result<Self> {
-        let (algorithm, encoding, decoding) = match &config.signing {
+        let (master, algorithm, encoding, decoding) = match &config.signing {
             SigningConfig::Hs256(secret) => {
                 let bytes = match secret {
                     Some(s) => s.expose_secret().as_bytes().to_vec(),
                     None => generated(),
                 };
                 (
+                    Sha256::digest(&bytes).into(),
                     Algorithm::HS256,
                     EncodingKey::from_secret(&bytes),
                     DecodingKey::from_secret(&bytes),
@@ -83,6 +89,7 @@ impl TokenKeys {
                 let public = std::fs::read(public_key)
                     .with_context(|| format!("read {}", public_key.display()))?;
                 (
+                    Sha256::digest(&private).into(),
                     Algorithm::EdDSA,
                     EncodingKey::from_ed_pem(&private).context("JWT_PRIVATE_KEY_FILE")?,
                     DecodingKey::from_ed_pem(&public).context("JWT_PUBLIC_KEY_FILE")?,
@@ -97,6 +104,7 @@ impl TokenKeys {
         validation.set_issuer(&[&config.issuer]);
         validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "sub"]);
         Ok(Self {
+            master,
             algorithm,
             encoding,
             decoding,
@@ -110,17 +118,33 @@ impl TokenKeys {
         self.ttl
     }
 
-    pub fn issue(&self, user_id: Uuid, session_id: Uuid, role: Role) -> anyhow::Result<String> {
-        let now = chrono::Utc::now().timestamp();
+    /// A key of its own for `purpose` (a fixed label), derived from the signing key: secret as
+    /// long as that is, and the same on every instance that shares it.
+    pub fn derive_key(&self, purpose: &str) -> [u8; 32] {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.master).expect("HMAC takes any key");
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    /// An access token issued at `issued_at` with id `jti`. Both come from the refresh token it
+    /// is issued with, so issuing again for that refresh token gives the very same token.
+    pub fn issue(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        role: Role,
+        issued_at: i64,
+        jti: Uuid,
+    ) -> anyhow::Result<String> {
         let claims = Claims {
             sub: user_id,
             sid: session_id,
             role,
-            iat: now,
-            nbf: now,
-            exp: now + self.ttl.as_secs() as i64,
+            iat: issued_at,
+            nbf: issued_at,
+            exp: issued_at + self.ttl.as_secs() as i64,
             iss: self.issuer.clone(),
-            jti: Uuid::new_v4(),
+            jti,
         };
         encode(&Header::new(self.algorithm), &claims, &self.encoding).context("sign access token")
     }

@@ -13,15 +13,19 @@
 //! `Subscriber`'s turns: a client replays a bounded number of histories at once, and takes
 //! turns with its queries and mutations.
 //!
+//! Membership is checked when the subscription starts, and again whenever the feed may have
+//! missed something (a gap, a resync) or hears that the viewer left: a member who left, or was
+//! removed, gets nothing more, even if the departure itself was never heard.
+//!
 //! The channel holds a bounded number of events per room. A subscriber that falls further
 //! behind than that cannot keep up with its room: its feed says so to its `Subscriber` and
 //! delivers nothing more, its connection is closed, and its client resumes with `after`.
 //! Catching it up from the database instead would cost a read per event for as long as it
 //! stays slow.
-use std::{collections::VecDeque, sync::Arc};
+use std::{collections::VecDeque, future::Future, sync::Arc};
 
 use futures_util::{Stream, stream};
-use sea_orm::DatabaseConnection;
+use sea_orm::{DatabaseConnection, EntityTrait};
 use tokio::sync::{OwnedSemaphorePermit, broadcast::error::RecvError, watch};
 use uuid::Uuid;
 
@@ -31,11 +35,13 @@ use super::{
 };
 use crate::{
     broker::{ChatMessage, RoomEvent, RoomSubscription},
+    db::QUERY_DEADLINE,
+    entity::membership,
     error::{AppError, AppResult},
 };
 
-/// Reads of a catch-up batch before the feed ends with the error, and the delay before the
-/// first retry (growing linearly).
+/// Tries of a read (a catch-up batch, a membership check) before the feed ends with the
+/// error, and the delay before the first retry (growing linearly).
 const READ_ATTEMPTS: u32 = 4;
 const RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(250);
 
@@ -67,6 +73,8 @@ enum Mode {
 struct State {
     feed: Feed,
     mode: Mode,
+    /// Whether the viewer's membership must be read again before anything more is delivered.
+    recheck: bool,
     ready: VecDeque<Arc<ChatMessage>>,
     /// Held while catching up, until the feed is live again.
     turn: Option<OwnedSemaphorePermit>,
@@ -84,6 +92,7 @@ pub fn feed(feed: Feed) -> impl Stream<Item = AppResult<Arc<ChatMessage>>> {
     let state = State {
         feed,
         mode,
+        recheck: false,
         ready: VecDeque::new(),
         turn: None,
         failure: None,
@@ -107,8 +116,11 @@ pub fn feed(feed: Feed) -> impl Stream<Item = AppResult<Arc<ChatMessage>>> {
 }
 
 impl State {
-    /// Does one thing: reads a batch, or waits for one live event.
+    /// Does one thing: checks membership, reads a batch, or waits for one live event.
     async fn step(&mut self) -> AppResult<()> {
+        if self.recheck && matches!(self.mode, Mode::CatchUp { .. } | Mode::Live) {
+            return self.check_membership().await;
+        }
         match self.mode {
             Mode::CatchUp { until } => {
                 if self.turn.is_none() {
@@ -125,6 +137,7 @@ impl State {
                             Ok(()) => Mode::CatchUp { until: None },
                             Err(_) => Mode::Ended,
                         };
+                        self.recheck = true;
                         return Ok(());
                     }
                 };
@@ -139,6 +152,26 @@ impl State {
         }
     }
 
+    /// Ends the feed if the viewer is no longer a member of the room.
+    async fn check_membership(&mut self) -> AppResult<()> {
+        if self.turn.is_none() {
+            self.turn = self.feed.subscriber.turn().await;
+        }
+        let (db, room_id, user_id) = (&self.feed.db, self.feed.room_id, self.feed.viewer_id);
+        let member = retrying(room_id, || async move {
+            let found = membership::Entity::find_by_id((room_id, user_id))
+                .one(db)
+                .await?;
+            Ok(found.is_some())
+        })
+        .await?;
+        self.recheck = false;
+        if !member {
+            self.mode = Mode::Ended;
+        }
+        Ok(())
+    }
+
     fn on_event(&mut self, event: Result<RoomEvent, RecvError>) {
         match event {
             Ok(RoomEvent::Message(message)) => {
@@ -150,11 +183,14 @@ impl State {
                     // A gap. Seqs are assigned in commit order, so everything up to this one
                     // is committed: read it all from the database.
                     self.mode = Mode::CatchUp { until: Some(seq) };
+                    self.recheck = true;
                 }
                 // seq < next_seq: delivered already, by replay or catch-up.
             }
+            // Ends the feed once the database confirms it: the viewer may have joined again
+            // since, and the event may be an old one sent again.
             Ok(RoomEvent::Left { user_id }) if user_id == self.feed.viewer_id => {
-                self.mode = Mode::Ended;
+                self.recheck = true;
             }
             Ok(RoomEvent::Left { .. }) => {}
             Err(RecvError::Lagged(missed)) => {
@@ -170,11 +206,10 @@ impl State {
     async fn read_batch(&mut self, until: Option<i64>) -> AppResult<()> {
         // Boxed: a query future is large, and inline it would size every idle subscription's
         // state for the rare moments it reads.
-        let batch = Box::pin(read_retrying(
-            &self.feed.db,
-            self.feed.room_id,
-            self.feed.next_seq,
-        ))
+        let (db, room_id, from) = (&self.feed.db, self.feed.room_id, self.feed.next_seq);
+        let batch = Box::pin(retrying(room_id, || {
+            messages_from(db, room_id, from, CATCH_UP_BATCH)
+        }))
         .await?;
         metrics::counter!("chat_catch_up_reads_total").increment(1);
         let exhausted = (batch.len() as u64) < CATCH_UP_BATCH;
@@ -192,24 +227,26 @@ impl State {
     }
 }
 
-/// A catch-up batch. Catch-ups come in a burst after the database restarted, when the pool's
-/// connections are dead and each fails once before it is replaced: a failed read is worth
-/// repeating before the subscription gives up.
-async fn read_retrying(
-    db: &DatabaseConnection,
+/// A read of the feed's. Catch-ups come in a burst after the database restarted, when the
+/// pool's connections are dead and each fails once before it is replaced, or after a network
+/// outage, when a dead connection may not answer at all: a read that fails or takes longer
+/// than `QUERY_DEADLINE` is worth repeating before the subscription gives up.
+async fn retrying<T, F: Future<Output = AppResult<T>>>(
     room_id: Uuid,
-    from: i64,
-) -> AppResult<Vec<ChatMessage>> {
+    mut read: impl FnMut() -> F,
+) -> AppResult<T> {
     let mut attempt = 0;
     loop {
-        match messages_from(db, room_id, from, CATCH_UP_BATCH).await {
-            Ok(batch) => return Ok(batch),
-            Err(err) if attempt < READ_ATTEMPTS => {
-                attempt += 1;
-                tracing::debug!(room = %room_id, error = %err, attempt, "catch-up read failed; retrying");
-                tokio::time::sleep(RETRY_DELAY * attempt).await;
-            }
-            Err(err) => return Err(err),
+        let error = match tokio::time::timeout(QUERY_DEADLINE, read()).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(err)) => err,
+            Err(_) => anyhow::anyhow!("no answer within {QUERY_DEADLINE:?}").into(),
+        };
+        if attempt == READ_ATTEMPTS {
+            return Err(error);
         }
+        attempt += 1;
+        tracing::debug!(room = %room_id, %error, attempt, "a feed's read failed; retrying");
+        tokio::time::sleep(RETRY_DELAY * attempt).await;
     }
 }

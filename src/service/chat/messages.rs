@@ -5,7 +5,7 @@ use std::{net::IpAddr, sync::Arc};
 use futures_util::Stream;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, ExprTrait,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait, sea_query::Expr,
+    QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -15,7 +15,7 @@ use crate::{
     domain::{ClientMsgId, MessageBody},
     entity::{message, now, room, user},
     error::{AppError, AppResult},
-    service::{Direction, Window, auth::Viewer},
+    service::{Direction, Window, auth::Viewer, begin_write, detached},
 };
 
 /// Messages read from the database per query when replaying or catching up: what one replay
@@ -75,7 +75,7 @@ impl Chat {
     /// Stores a message under the room's next seq and announces it. With a `clientMsgId`
     /// the send is idempotent: repeating it returns the message already stored.
     pub async fn send_message(
-        &self,
+        self: &Arc<Self>,
         viewer: &Viewer,
         client: IpAddr,
         new: NewMessage,
@@ -96,7 +96,15 @@ impl Chat {
             return same_room(existing, new.room_id, author);
         }
 
-        let txn = self.db.begin().await?;
+        let this = self.clone();
+        let sent = detached(async move { this.store(author, new).await }).await?;
+        metrics::counter!("chat_messages_sent_total").increment(1);
+        Ok(sent)
+    }
+
+    /// The transaction of a send, and its announcement.
+    async fn store(&self, author: Arc<user::Model>, new: NewMessage) -> AppResult<ChatMessage> {
+        let txn = begin_write(&self.writer).await?;
         // The increment comes first: it takes the room's row lock (SQLite: the write lock) for
         // the rest of the transaction, so concurrent sends get consecutive seqs in commit
         // order, and a send that fails rolls its seq back: no gaps.
@@ -115,7 +123,7 @@ impl Chat {
             id: Set(Uuid::now_v7()),
             room_id: Set(new.room_id),
             seq: Set(seq),
-            author_id: Set(viewer.user_id),
+            author_id: Set(author.id),
             body: Set(new.body.into_inner()),
             client_msg_id: Set(new.client_msg_id.as_ref().map(|c| c.as_str().to_owned())),
             created_at: Set(now()),
@@ -134,7 +142,7 @@ impl Chat {
             {
                 txn.rollback().await?;
                 let existing = self
-                    .find_sent(viewer.user_id, client_msg_id)
+                    .find_sent(author.id, client_msg_id)
                     .await?
                     .ok_or_else(|| anyhow::anyhow!("duplicate clientMsgId but no message"))?;
                 return same_room(existing, new.room_id, author);
@@ -149,7 +157,6 @@ impl Chat {
         self.broker.stage(&txn, &event).await?;
         txn.commit().await?;
         self.broker.committed(event);
-        metrics::counter!("chat_messages_sent_total").increment(1);
         Ok(sent)
     }
 

@@ -23,6 +23,7 @@ pub use crate::broker::ChatMessage;
 use crate::{
     broker::{Broker, Hub},
     config::RateLimits,
+    db::Pools,
     entity::{membership, room},
     error::{AppError, AppResult},
     service::{
@@ -70,6 +71,8 @@ impl Subscriber {
 
 pub struct Chat {
     db: DatabaseConnection,
+    /// Where writes go (see `db::Pools`).
+    writer: DatabaseConnection,
     broker: Arc<dyn Broker>,
     hub: Arc<Hub>,
     users: Arc<Users>,
@@ -106,14 +109,15 @@ impl RoomAccess {
 
 impl Chat {
     pub fn new(
-        db: DatabaseConnection,
+        pools: Pools,
         broker: Arc<dyn Broker>,
         hub: Arc<Hub>,
         users: Arc<Users>,
         limits: &RateLimits,
     ) -> Self {
         Self {
-            db,
+            db: pools.reads,
+            writer: pools.writes,
             broker,
             hub,
             users,

@@ -1,7 +1,9 @@
 //! Creating, listing, joining and leaving rooms.
+use std::sync::Arc;
+
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, JoinType, QueryFilter,
-    QuerySelect, RelationTrait, TransactionTrait,
+    QuerySelect, RelationTrait,
 };
 use uuid::Uuid;
 
@@ -11,7 +13,7 @@ use crate::{
     domain::RoomName,
     entity::{membership, now, room},
     error::AppResult,
-    service::{Window, after_id, auth::Viewer},
+    service::{Window, after_id, auth::Viewer, begin_write, detached},
 };
 
 impl Chat {
@@ -22,7 +24,7 @@ impl Chat {
         name: RoomName,
         is_private: bool,
     ) -> AppResult<room::Model> {
-        let txn = self.db.begin().await?;
+        let txn = begin_write(&self.writer).await?;
         let created = room::ActiveModel {
             id: Set(Uuid::now_v7()),
             name: Set(name.into_inner()),
@@ -51,7 +53,7 @@ impl Chat {
             joined_at: Set(now()),
         })
         .on_conflict_do_nothing()
-        .exec_without_returning(&self.db)
+        .exec_without_returning(&self.writer)
         .await;
         match inserted {
             Ok(_) => Ok(room),
@@ -59,31 +61,33 @@ impl Chat {
         }
     }
 
-    /// Leaves a room; the viewer's subscriptions to it end. False if not a member.
-    pub async fn leave_room(&self, viewer: &Viewer, room_id: Uuid) -> AppResult<bool> {
+    /// Leaves a room; the viewer's subscriptions to it end, on every instance. False if not a
+    /// member.
+    pub async fn leave_room(self: &Arc<Self>, viewer: &Viewer, room_id: Uuid) -> AppResult<bool> {
         if !self.room_access(room_id, viewer.user_id).await?.is_member {
             return Ok(false);
         }
-        let txn = self.db.begin().await?;
+        let (this, user_id) = (self.clone(), viewer.user_id);
+        detached(async move { this.end_membership(room_id, user_id).await }).await
+    }
+
+    async fn end_membership(&self, room_id: Uuid, user_id: Uuid) -> AppResult<bool> {
+        let txn = begin_write(&self.writer).await?;
         let left = membership::Entity::delete_many()
             .filter(membership::Column::RoomId.eq(room_id))
-            .filter(membership::Column::UserId.eq(viewer.user_id))
+            .filter(membership::Column::UserId.eq(user_id))
             .exec(&txn)
             .await?
             .rows_affected
             == 1;
-        let event = Event::Left {
-            room_id,
-            user_id: viewer.user_id,
-        };
-        if left {
-            self.broker.stage(&txn, &event).await?;
+        if !left {
+            return Ok(false);
         }
+        let event = Event::Left { room_id, user_id };
+        self.broker.stage(&txn, &event).await?;
         txn.commit().await?;
-        if left {
-            self.broker.committed(event);
-        }
-        Ok(left)
+        self.broker.committed(event);
+        Ok(true)
     }
 
     /// Rooms the viewer is a member of, in creation order, after `after`.

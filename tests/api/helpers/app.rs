@@ -70,14 +70,20 @@ pub async fn spawn_on(db: Arc<TestDb>, configure: impl FnOnce(&mut Config)) -> T
     let server = tokio::spawn(app.run(async {
         let _ = rx.await;
     }));
-    TestApp {
+    let app = TestApp {
         url: format!("http://{addr}"),
         metrics_url,
         client: test_client(),
         db,
         shutdown: Some(tx),
         server: Some(server),
-    }
+    };
+    // On Postgres, ready once its listener hears the other instances.
+    let (status, body) = app
+        .ready_within(Duration::from_secs(10), |status, _| status == 200)
+        .await;
+    assert_eq!(status, 200, "the server did not become ready: {body}");
+    app
 }
 
 /// Logs stay quiet unless `TEST_LOG` is set.
@@ -91,6 +97,35 @@ fn init_test_logging() {
 }
 
 impl TestApp {
+    /// `/readyz`: its status and body.
+    pub async fn readyz(&self) -> (u16, Value) {
+        let response = self
+            .client
+            .get(format!("{}/readyz", self.url))
+            .send()
+            .await
+            .expect("GET /readyz");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Polls `/readyz` until `wanted` holds of its answer, or `within` is over; returns the
+    /// last answer.
+    pub async fn ready_within(
+        &self,
+        within: Duration,
+        wanted: impl Fn(u16, &Value) -> bool,
+    ) -> (u16, Value) {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let (status, body) = self.readyz().await;
+            if wanted(status, &body) || tokio::time::Instant::now() >= deadline {
+                return (status, body);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Stops the server, letting in-flight requests finish.
     pub async fn stop(mut self) -> Arc<TestDb> {
         self.shutdown_now().await;

@@ -81,6 +81,16 @@ impl TestApp {
     }
 
     /// Sends a message; returns it as the server stored it.
+    /// A socket of `account`'s subscribed (as `s`) to `room_id`'s messages after `after`, a
+    /// message (say, the one `send_message` returned).
+    pub async fn watching(&self, account: &Account, room_id: &str, after: &Value) -> Ws {
+        let mut ws = self.ws_ready(&account.access_token).await;
+        ws.message_added("s", room_id, after["cursor"].as_str())
+            .await;
+        ws.sync().await;
+        ws
+    }
+
     pub async fn send_message(&self, account: &Account, room_id: &str, body: &str) -> Value {
         let answer = self.send_message_raw(account, room_id, body, None).await;
         answer.ok()["sendMessage"].clone()

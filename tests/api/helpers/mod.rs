@@ -5,11 +5,13 @@ mod app;
 mod chat;
 mod db;
 mod gql;
+mod proxy;
 mod ws;
 
 pub use app::*;
 pub use db::*;
 pub use gql::*;
+pub use proxy::*;
 pub use ws::*;
 
 use std::{

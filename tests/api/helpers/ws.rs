@@ -38,7 +38,9 @@ impl TestApp {
                 .headers_mut()
                 .insert("sec-websocket-protocol", protocol.parse().unwrap());
         }
-        let (stream, response) = tokio_tungstenite::connect_async(request)
+        // Without Nagle's algorithm, as browsers open theirs: a frame goes out when it is sent,
+        // not when the one before it has been acknowledged.
+        let (stream, response) = tokio_tungstenite::connect_async_with_config(request, None, true)
             .await
             .expect("WebSocket handshake");
         if let Some(protocol) = protocol {

@@ -1,0 +1,165 @@
+//! What one notification carries: an event in short JSON, sealed (see `broker::seal`), under
+//! Postgres's 8000-byte limit. A message goes whole when it fits, else without its body, which
+//! each listener then reads once for its whole instance.
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::broker::{ChatMessage, Event, seal::Seal};
+
+/// Postgres refuses payloads of 8000 bytes or more.
+const MAX_PAYLOAD: usize = 7900;
+const MAX_PLAINTEXT: usize = Seal::max_plaintext(MAX_PAYLOAD);
+/// Session ids per revocation notification (37 bytes each as JSON).
+const REVOCATIONS_PER_NOTIFY: usize = 150;
+
+/// Short keys: the payload is capped.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "k")]
+pub(super) enum Wire {
+    #[serde(rename = "m")]
+    Message(WireMessage),
+    #[serde(rename = "l")]
+    Left { r: Uuid, u: Uuid },
+    #[serde(rename = "x")]
+    Revoked { s: Vec<Uuid> },
+}
+
+/// A message: id, room, seq, author, client id, time, body.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub(super) struct WireMessage {
+    pub i: Uuid,
+    pub r: Uuid,
+    pub s: i64,
+    pub a: Uuid,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub c: Option<String>,
+    pub t: DateTime<Utc>,
+    /// Absent when the message did not fit: read it from the database.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub b: Option<String>,
+}
+
+/// The sealed payloads for `event`, each under the size limit.
+pub(super) fn encode(event: &Event, seal: &Seal) -> Vec<String> {
+    let to_json = |wire: &Wire| serde_json::to_vec(wire).expect("wire events serialize");
+    let plaintexts = match event {
+        Event::Message(chat) => vec![message(chat, to_json)],
+        Event::Left { room_id, user_id } => vec![to_json(&Wire::Left {
+            r: *room_id,
+            u: *user_id,
+        })],
+        Event::Revoked(sessions) => sessions
+            .chunks(REVOCATIONS_PER_NOTIFY)
+            .map(|chunk| to_json(&Wire::Revoked { s: chunk.to_vec() }))
+            .collect(),
+    };
+    plaintexts.iter().map(|p| seal.seal(p)).collect()
+}
+
+fn message(chat: &Arc<ChatMessage>, to_json: impl Fn(&Wire) -> Vec<u8>) -> Vec<u8> {
+    let m = &chat.message;
+    let mut wire = Wire::Message(WireMessage {
+        i: m.id,
+        r: m.room_id,
+        s: m.seq,
+        a: m.author_id,
+        c: m.client_msg_id.clone(),
+        t: m.created_at,
+        b: Some(m.body.clone()),
+    });
+    let json = to_json(&wire);
+    if json.len() <= MAX_PLAINTEXT {
+        return json;
+    }
+    if let Wire::Message(message) = &mut wire {
+        message.b = None;
+    }
+    to_json(&wire)
+}
+
+/// The event in a payload, or `None` for one that was not sealed by an instance of ours.
+pub(super) fn decode(payload: &str, seal: &Seal) -> Option<Wire> {
+    let plaintext = seal.open(payload)?;
+    // Sealed by us, so well-formed unless another version of the server sealed it.
+    serde_json::from_slice(&plaintext)
+        .inspect_err(|err| tracing::error!(error = %err, "undecodable sealed notification"))
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entity::{message, user};
+
+    fn seal() -> Seal {
+        Seal::new([3; 32], "test")
+    }
+
+    fn chat(body: &str) -> Event {
+        Event::Message(Arc::new(ChatMessage {
+            message: message::Model {
+                id: Uuid::now_v7(),
+                room_id: Uuid::now_v7(),
+                seq: 7,
+                author_id: Uuid::now_v7(),
+                body: body.into(),
+                client_msg_id: Some("c-1".into()),
+                created_at: crate::entity::now(),
+                edited_at: None,
+            },
+            author: Arc::new(user::Model {
+                id: Uuid::now_v7(),
+                username: "a".into(),
+                email: "a@b.co".into(),
+                password_hash: String::new(),
+                role: user::Role::User,
+                created_at: crate::entity::now(),
+                deleted_at: None,
+            }),
+        }))
+    }
+
+    #[test]
+    fn small_messages_travel_whole_and_sealed() {
+        let payloads = encode(&chat("hello"), &seal());
+        assert!(!payloads[0].contains("hello"));
+        let wire = decode(&payloads[0], &seal()).unwrap();
+        assert!(
+            matches!(wire, Wire::Message(WireMessage { b: Some(ref b), s: 7, .. }) if b == "hello")
+        );
+    }
+
+    #[test]
+    fn large_messages_leave_their_body_behind() {
+        // 4000 four-byte characters: 16 KB, twice what a notification may carry.
+        let payloads = encode(&chat(&"😀".repeat(4000)), &seal());
+        assert!(payloads[0].len() <= MAX_PAYLOAD);
+        let wire = decode(&payloads[0], &seal()).unwrap();
+        assert!(matches!(
+            wire,
+            Wire::Message(WireMessage { b: None, s: 7, .. })
+        ));
+    }
+
+    #[test]
+    fn revocations_are_chunked_under_the_limit() {
+        let sessions: Vec<Uuid> = (0..1000).map(|_| Uuid::now_v7()).collect();
+        let payloads = encode(&Event::Revoked(sessions), &seal());
+        assert_eq!(payloads.len(), 7);
+        assert!(payloads.iter().all(|p| p.len() <= MAX_PAYLOAD));
+    }
+
+    #[test]
+    fn what_was_not_sealed_by_us_decodes_to_nothing() {
+        let forged = serde_json::to_string(&Wire::Revoked {
+            s: vec![Uuid::now_v7()],
+        })
+        .unwrap();
+        assert_eq!(decode(&forged, &seal()), None);
+        let other_key = encode(&chat("hi"), &Seal::new([4; 32], "test"));
+        assert_eq!(decode(&other_key[0], &seal()), None);
+    }
+}
