@@ -14,9 +14,7 @@ SECRET=$(head -c 48 /dev/urandom | base64)
 for bin in "$@"; do
   psql "$PG_ADMIN_URL" -qc "DROP DATABASE IF EXISTS chat_cmp WITH (FORCE)" -c "CREATE DATABASE chat_cmp" >/dev/null
   DATABASE_URL=$DB_URL JWT_SECRET=$SECRET BIND_ADDR=127.0.0.1:18201 RUST_LOG=warn \
-    LOGIN_RATE_PER_ACCOUNT_IP=0 LOGIN_RATE_PER_ACCOUNT=0 LOGIN_RATE_PER_IP=0 REGISTER_RATE_PER_IP=0 \
-    REFRESH_RATE_PER_IP=0 REFRESH_RATE_PER_USER=0 SEND_RATE_PER_USER=0 SEND_RATE_PER_IP=0 \
-    WRITE_RATE_PER_USER=0 WRITE_RATE_PER_IP=0 WS_MAX_SOCKETS_PER_USER=0 "$bin" >/dev/null 2>&1 &
+    env $(grep -v '^#' bench/unlimited.env) "$bin" >/dev/null 2>&1 &
   pid=$!
   for _ in $(seq 50); do curl -sf http://127.0.0.1:18201/healthz >/dev/null && break; sleep 0.1; done
   echo "=== $bin"

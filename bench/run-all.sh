@@ -36,10 +36,7 @@ fresh_database() {
 # Prints its pid.
 start_server() {
     DATABASE_URL=$DB_URL JWT_SECRET=$SECRET BIND_ADDR=127.0.0.1:$1 RUST_LOG=warn \
-        LOGIN_RATE_PER_ACCOUNT_IP=0 LOGIN_RATE_PER_ACCOUNT=0 LOGIN_RATE_PER_IP=0 \
-        REGISTER_RATE_PER_IP=0 REFRESH_RATE_PER_IP=0 REFRESH_RATE_PER_USER=0 \
-        SEND_RATE_PER_USER=0 SEND_RATE_PER_IP=0 WRITE_RATE_PER_USER=0 WRITE_RATE_PER_IP=0 \
-        WS_MAX_SOCKETS_PER_USER=0 "$SERVER" >"$OUT/server-$1.log" 2>&1 &
+        env $(grep -v '^#' bench/unlimited.env) "$SERVER" >"$OUT/server-$1.log" 2>&1 &
     local pid=$!
     pids+=("$pid")
     for _ in $(seq 50); do

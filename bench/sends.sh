@@ -29,9 +29,7 @@ for bin in "$@"; do
     *) echo "sqlite or postgres" >&2; exit 2 ;;
   esac
   DATABASE_URL=$url JWT_SECRET=$SECRET BIND_ADDR=127.0.0.1:18301 RUST_LOG=warn \
-    LOGIN_RATE_PER_ACCOUNT_IP=0 LOGIN_RATE_PER_ACCOUNT=0 LOGIN_RATE_PER_IP=0 REGISTER_RATE_PER_IP=0 \
-    REFRESH_RATE_PER_IP=0 REFRESH_RATE_PER_USER=0 SEND_RATE_PER_USER=0 SEND_RATE_PER_IP=0 \
-    WRITE_RATE_PER_USER=0 WRITE_RATE_PER_IP=0 WS_MAX_SOCKETS_PER_USER=0 "$bin" >/dev/null 2>&1 &
+    env $(grep -v '^#' bench/unlimited.env) "$bin" >/dev/null 2>&1 &
   pid=$!
   for _ in $(seq 50); do curl -sf http://127.0.0.1:18301/readyz >/dev/null && break; sleep 0.1; done
   echo "=== $bin ($backend)"
