@@ -86,7 +86,9 @@ impl AuthMutation {
         Ok(AuthPayload(issued))
     }
 
-    /// Exchanges a refresh token for new tokens. Presenting a token twice ends its session.
+    /// Exchanges a refresh token for new tokens. A used token presented again ends its
+    /// session, unless it comes within seconds of its first use (two tabs at once, an answer
+    /// lost on the way): that gets the same tokens again.
     async fn refresh(&self, ctx: &Context<'_>, refresh_token: String) -> AppResult<AuthPayload> {
         let issued = state(ctx)?
             .auth
