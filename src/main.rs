@@ -2,7 +2,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use chat_server::{config::Config, db, service, startup, telemetry};
+use chat_server::{
+    config::{Config, RateLimits},
+    db, service, startup, telemetry,
+};
 
 #[derive(Parser)]
 #[command(
@@ -85,7 +88,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Promote { username } => {
             db::migrate(&config.database).await?;
             let pools = db::connect(&config.database).await?;
-            let user = service::user::Users::new(pools.writes)
+            let user = service::user::Users::new(pools.writes, &RateLimits::unlimited())
                 .promote(&username)
                 .await?;
             tracing::info!(user = %user.username, id = %user.id, "promoted to ADMIN");

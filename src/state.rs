@@ -43,7 +43,7 @@ impl AppState {
             .await
             .context("read recent revocations")?;
         let hub = Hub::new(revocations.clone(), config.ws.subscriber_buffer);
-        let users = Arc::new(Users::new(db.clone()));
+        let users = Arc::new(Users::new(db.clone(), &config.limits));
         let keys = signing_keys(&config.auth)?;
         let broker: Arc<dyn Broker> = match db.get_database_backend() {
             DbBackend::Postgres => Arc::new(PgBroker::start(

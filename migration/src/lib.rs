@@ -5,6 +5,7 @@ mod m20261122_000001_accounts;
 mod m20261122_000002_chat;
 mod m20261202_000003_account_deletion;
 mod m20261204_000004_session_housekeeping;
+mod m20261205_000005_room_membership;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_chat::Migration),
             Box::new(m20261202_000003_account_deletion::Migration),
             Box::new(m20261204_000004_session_housekeeping::Migration),
+            Box::new(m20261205_000005_room_membership::Migration),
         ]
     }
 }

@@ -155,7 +155,7 @@ impl MigrationTrait for Migration {
 }
 
 #[derive(DeriveIden)]
-enum Rooms {
+pub enum Rooms {
     Table,
     Id,
     Name,
@@ -166,7 +166,7 @@ enum Rooms {
 }
 
 #[derive(DeriveIden)]
-enum Memberships {
+pub enum Memberships {
     Table,
     RoomId,
     UserId,

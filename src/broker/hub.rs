@@ -10,12 +10,13 @@ use std::{
 use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
-use super::{ChatMessage, Event, Revocations};
+use super::{ChatMessage, Departure, Event, Revocations};
 
 #[derive(Debug, Clone)]
 pub enum RoomEvent {
     Message(Arc<ChatMessage>),
-    Left { user_id: Uuid },
+    Departed { user_id: Uuid, why: Departure },
+    Deleted,
 }
 
 pub struct Hub {
@@ -66,9 +67,12 @@ impl Hub {
             Event::Message(message) => {
                 self.send_to_room(message.message.room_id, RoomEvent::Message(message))
             }
-            Event::Left { room_id, user_id } => {
-                self.send_to_room(room_id, RoomEvent::Left { user_id })
-            }
+            Event::Departed {
+                room_id,
+                user_id,
+                why,
+            } => self.send_to_room(room_id, RoomEvent::Departed { user_id, why }),
+            Event::RoomDeleted { room_id } => self.send_to_room(room_id, RoomEvent::Deleted),
             Event::Revoked(sessions) => {
                 for session in sessions {
                     self.revocations.insert(session, Duration::ZERO);

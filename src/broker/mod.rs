@@ -39,12 +39,30 @@ pub enum Event {
     Message(Arc<ChatMessage>),
     /// A user's membership of a room ended: their subscriptions to it end, once the database
     /// confirms it.
-    Left {
+    Departed {
         room_id: Uuid,
         user_id: Uuid,
+        why: Departure,
+    },
+    /// A room was deleted, with its members and history.
+    RoomDeleted {
+        room_id: Uuid,
     },
     /// Sessions were revoked: their access tokens stop working and their sockets close.
     Revoked(Vec<Uuid>),
+}
+
+/// Why a membership ended: leaving ends a member's subscriptions quietly; being removed or
+/// banned ends them with FORBIDDEN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum Departure {
+    #[default]
+    #[serde(rename = "l")]
+    Left,
+    #[serde(rename = "r")]
+    Removed,
+    #[serde(rename = "b")]
+    Banned,
 }
 
 /// Who wrote a message: a notification names the author by id, and the listener completes it

@@ -77,6 +77,8 @@ pub struct RateLimits {
     /// Mutation fields executed (every write, whatever it is) per user and per address.
     pub write_per_user: u32,
     pub write_per_ip: u32,
+    /// `searchUsers` calls per user.
+    pub search_per_user: u32,
 }
 
 impl RateLimits {
@@ -93,6 +95,7 @@ impl RateLimits {
             send_per_ip: 0,
             write_per_user: 0,
             write_per_ip: 0,
+            search_per_user: 0,
         }
     }
 }
@@ -238,6 +241,7 @@ impl Default for Config {
                 send_per_ip: 600,
                 write_per_user: 300,
                 write_per_ip: 1200,
+                search_per_user: 60,
             },
             log_format: LogFormat::Pretty,
             shutdown_grace: Duration::from_secs(10),

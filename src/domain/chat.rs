@@ -1,4 +1,4 @@
-//! Chat inputs: room names, message bodies, client message ids.
+//! Chat inputs: room names, topics and other notes, message bodies, client message ids.
 use super::{InvalidInput, check_length, reject_nul};
 
 /// Checks that `s` is storable, not blank, and at most `max` characters long.
@@ -73,6 +73,29 @@ impl ClientMsgId {
     }
 }
 
+/// Free text beside a room: its topic, the reason for a ban. At most 500 characters, stored
+/// trimmed; blank means none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note(String);
+
+impl Note {
+    pub const MAX: usize = 500;
+
+    pub fn parse(field: &'static str, s: &str) -> Result<Option<Self>, InvalidInput> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Ok(None);
+        }
+        reject_nul(field, s)?;
+        check_length(field, field, s, 1..=Self::MAX)?;
+        Ok(Some(Self(s.to_owned())))
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,6 +135,25 @@ mod tests {
         );
         assert_eq!(RoomName::parse("name", "a\0b").unwrap_err().field, "name");
         assert!(ClientMsgId::parse("clientMsgId", "a\0b").is_err());
+    }
+
+    #[test]
+    fn notes_are_trimmed_bounded_and_blank_means_none() {
+        assert_eq!(
+            Note::parse("topic", "  all things  ")
+                .unwrap()
+                .unwrap()
+                .into_inner(),
+            "all things"
+        );
+        assert_eq!(Note::parse("topic", " \n ").unwrap(), None);
+        assert!(Note::parse("topic", &"é".repeat(500)).unwrap().is_some());
+        let err = Note::parse("topic", &"é".repeat(501)).unwrap_err();
+        assert_eq!(
+            (err.field, err.message.as_str()),
+            ("topic", "topic must be 1–500 characters long")
+        );
+        assert!(Note::parse("reason", "a\0b").is_err());
     }
 
     #[test]

@@ -9,8 +9,22 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub user_id: Uuid,
     pub joined_at: DateTimeUtc,
+    pub role: RoomRole,
     #[sea_orm(belongs_to, from = "room_id", to = "id")]
     pub room: BelongsTo<super::room::Entity>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}
+
+/// A member's standing in a room, highest first: each role may do what the ones below it may
+/// (see `service::chat::permissions`). Stored as text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+pub enum RoomRole {
+    #[sea_orm(string_value = "MEMBER")]
+    Member,
+    #[sea_orm(string_value = "ADMIN")]
+    Admin,
+    #[sea_orm(string_value = "OWNER")]
+    Owner,
+}

@@ -4,6 +4,7 @@ pub mod membership;
 pub mod message;
 pub mod refresh_token;
 pub mod room;
+pub mod room_ban;
 pub mod session;
 pub mod user;
 

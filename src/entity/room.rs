@@ -12,6 +12,11 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     /// The seq of the newest message (0: none yet).
     pub last_seq: i64,
+    pub topic: Option<String>,
+    /// A conversation of two users: private, with no roles beyond membership.
+    pub is_direct: bool,
+    /// For a direct room, `<smaller user id>:<larger user id>`: unique, so a pair has one.
+    pub direct_key: Option<String>,
     #[sea_orm(has_many)]
     pub messages: HasMany<super::message::Entity>,
     #[sea_orm(has_many)]

@@ -160,7 +160,8 @@ pub struct MessageSubscription;
 impl MessageSubscription {
     /// New messages in a room the viewer is a member of. With `after` (a message cursor), it
     /// first replays every later message, then goes live, with no gap and no duplicate. It
-    /// ends when the viewer leaves the room.
+    /// ends when the viewer leaves the room, and with FORBIDDEN first when they are removed
+    /// or banned or the room is deleted.
     #[graphql(guard = "SignedIn")]
     async fn message_added(
         &self,

@@ -2,6 +2,7 @@
 //! and the `pipeline` every request passes through around them.
 mod auth;
 pub mod guard;
+mod member;
 mod message;
 pub mod pagination;
 pub mod pipeline;

@@ -1,18 +1,21 @@
-//! `Room`, the room lists, and creating, joining and leaving rooms.
+//! `Room`, the room lists, and creating, joining, leaving, changing, deleting and opening
+//! (direct) rooms.
 use async_graphql::{Context, ID, InputObject, Object};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{
     guard::{SignedIn, viewer},
+    member::{BanCursor, MemberCursor, RoomBan, RoomMember, RoomRole, ban_edge, member_edge},
     message::{MessageConnection, message_page},
     pagination::{Connection, Page, connection, cursor, page_cost},
-    parse_id, state,
+    parse_id, state, to_int,
 };
 use crate::{
-    domain::RoomName,
+    domain::{Note, RoomName, check_length},
     entity::room,
     error::{AppError, AppResult},
+    service::chat::RoomChange,
 };
 
 pub struct Room(pub room::Model);
@@ -23,17 +26,79 @@ impl Room {
         ID(self.0.id.to_string())
     }
 
-    async fn name(&self) -> &str {
-        &self.0.name
+    /// For a direct room, the other member's username (while they are in it).
+    async fn name(&self, ctx: &Context<'_>) -> AppResult<String> {
+        if !self.0.is_direct {
+            return Ok(self.0.name.clone());
+        }
+        state(ctx)?.chat.direct_name(&self.0, viewer(ctx)?).await
     }
 
-    /// Private rooms are read and joined by their members only.
+    /// At most 500 characters; null if none.
+    async fn topic(&self) -> Option<&str> {
+        self.0.topic.as_deref()
+    }
+
+    /// Private rooms are read by their members only, who join by invitation (`addMembers`).
     async fn is_private(&self) -> bool {
         self.0.is_private
     }
 
+    /// The room of two users (`openDirectRoom`): private, with no roles, and nothing about it
+    /// can be changed.
+    async fn is_direct(&self) -> bool {
+        self.0.is_direct
+    }
+
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
+    }
+
+    /// The viewer's role in the room; null if not a member.
+    async fn viewer_role(&self, ctx: &Context<'_>) -> AppResult<Option<RoomRole>> {
+        let role = state(ctx)?
+            .chat
+            .role_in(self.0.id, viewer(ctx)?.user_id)
+            .await?;
+        Ok(role.map(RoomRole::from))
+    }
+
+    async fn member_count(&self, ctx: &Context<'_>) -> AppResult<i32> {
+        Ok(to_int(state(ctx)?.chat.member_count(self.0.id).await?))
+    }
+
+    /// The room's members, in sign-up order (members only).
+    #[graphql(complexity = "page_cost(first, None) * child_complexity")]
+    async fn members(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> AppResult<Connection<MemberCursor, RoomMember>> {
+        let page = Page::<MemberCursor>::forward(first, after)?;
+        let after = page.cursor.as_ref().map(|c| c.0);
+        let chat = &state(ctx)?.chat;
+        let members = chat
+            .members(viewer(ctx)?, self.0.id, after, page.limit)
+            .await?;
+        Ok(connection(members, member_edge))
+    }
+
+    /// Users banned from the room, in sign-up order (OWNER and ADMIN).
+    #[graphql(complexity = "page_cost(first, None) * child_complexity")]
+    async fn bans(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> AppResult<Connection<BanCursor, RoomBan>> {
+        let page = Page::<BanCursor>::forward(first, after)?;
+        let after = page.cursor.as_ref().map(|c| c.0);
+        let chat = &state(ctx)?.chat;
+        let bans = chat
+            .bans(viewer(ctx)?, self.0.id, after, page.limit)
+            .await?;
+        Ok(connection(bans, ban_edge))
     }
 
     /// The room's messages, oldest first within a page: `first`/`after` reads forward,
@@ -65,6 +130,18 @@ pub struct CreateRoomInput {
     is_private: bool,
 }
 
+/// What to change; what is left out stays as it is.
+#[derive(InputObject)]
+pub struct UpdateRoomInput {
+    /// 1–100 characters.
+    name: Option<String>,
+    /// At most 500 characters; an empty one clears it.
+    topic: Option<String>,
+}
+
+/// What `publicRooms(search:)` may be: characters of a room name.
+const MAX_SEARCH: usize = RoomName::MAX;
+
 #[derive(Default)]
 pub struct RoomQuery;
 
@@ -90,7 +167,8 @@ impl RoomQuery {
         Ok(connection(rooms, room_edge))
     }
 
-    /// Every public room, oldest first: the directory to find rooms to join.
+    /// Every public room someone is in, oldest first: the directory to find rooms to join.
+    /// With `search` (1–100 characters), those whose name contains it, in any case.
     #[graphql(
         guard = "SignedIn",
         complexity = "page_cost(first, None) * child_complexity"
@@ -100,10 +178,17 @@ impl RoomQuery {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        search: Option<String>,
     ) -> AppResult<Connection<RoomCursor, Room>> {
+        if let Some(search) = &search {
+            check_length("search", "search", search, 1..=MAX_SEARCH)?;
+        }
         let page = Page::<RoomCursor>::forward(first, after)?;
         let after = page.cursor.as_ref().map(|c| c.0);
-        let rooms = state(ctx)?.chat.public_rooms(after, page.limit).await?;
+        let chat = &state(ctx)?.chat;
+        let rooms = chat
+            .public_rooms(search.as_deref(), after, page.limit)
+            .await?;
         Ok(connection(rooms, room_edge))
     }
 
@@ -145,10 +230,49 @@ impl RoomMutation {
         ))
     }
 
-    /// Leaves a room, ending the viewer's subscriptions to it. False if not a member.
+    /// Leaves a room, ending the viewer's subscriptions to it. An OWNER who leaves hands the
+    /// room to its longest-standing ADMIN, else MEMBER; a room its last member left is seen by
+    /// nobody. False if not a member. Direct rooms cannot be left.
     #[graphql(guard = "SignedIn")]
     async fn leave_room(&self, ctx: &Context<'_>, room_id: ID) -> AppResult<bool> {
         let room_id = parse_id("roomId", &room_id)?;
         state(ctx)?.chat.leave_room(viewer(ctx)?, room_id).await
+    }
+
+    /// Renames a room or sets its topic (OWNER and ADMIN).
+    #[graphql(guard = "SignedIn")]
+    async fn update_room(
+        &self,
+        ctx: &Context<'_>,
+        room_id: ID,
+        input: UpdateRoomInput,
+    ) -> AppResult<Room> {
+        let room_id = parse_id("roomId", &room_id)?;
+        let change = RoomChange {
+            name: input
+                .name
+                .map(|n| RoomName::parse("name", &n))
+                .transpose()?,
+            topic: input.topic.map(|t| Note::parse("topic", &t)).transpose()?,
+        };
+        let chat = &state(ctx)?.chat;
+        Ok(Room(chat.update_room(viewer(ctx)?, room_id, change).await?))
+    }
+
+    /// Deletes a room with its members, bans and history (OWNER). Its members' subscriptions
+    /// to it end with FORBIDDEN.
+    #[graphql(guard = "SignedIn")]
+    async fn delete_room(&self, ctx: &Context<'_>, room_id: ID) -> AppResult<bool> {
+        let room_id = parse_id("roomId", &room_id)?;
+        state(ctx)?.chat.delete_room(viewer(ctx)?, room_id).await
+    }
+
+    /// The direct room of the viewer and another user, created the first time either opens
+    /// it: the same room every time, from either side.
+    #[graphql(guard = "SignedIn")]
+    async fn open_direct_room(&self, ctx: &Context<'_>, user_id: ID) -> AppResult<Room> {
+        let user_id = parse_id("userId", &user_id)?;
+        let chat = &state(ctx)?.chat;
+        Ok(Room(chat.open_direct_room(viewer(ctx)?, user_id).await?))
     }
 }

@@ -3,6 +3,7 @@ use async_graphql::{MergedObject, MergedSubscription, Schema, SchemaBuilder};
 
 use super::{
     auth::AuthMutation,
+    member::MemberMutation,
     message::{MessageMutation, MessageQuery, MessageSubscription},
     pipeline::{ErrorCodes, WriteLimits},
     room::{RoomMutation, RoomQuery},
@@ -14,7 +15,7 @@ use crate::state::AppState;
 pub struct Query(UserQuery, RoomQuery, MessageQuery);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(AuthMutation, RoomMutation, MessageMutation);
+pub struct Mutation(AuthMutation, RoomMutation, MemberMutation, MessageMutation);
 
 #[derive(MergedSubscription, Default)]
 pub struct Subscription(MessageSubscription);

@@ -91,6 +91,36 @@ impl UserQuery {
             .ok_or(AppError::Unauthenticated("user no longer exists"))
     }
 
+    /// The user with this username (in any case), or null if there is none.
+    #[graphql(guard = "SignedIn")]
+    async fn user(&self, ctx: &Context<'_>, username: String) -> AppResult<Option<User>> {
+        Ok(state(ctx)?
+            .users
+            .by_username(&username)
+            .await?
+            .map(User::new))
+    }
+
+    /// Users whose username starts with `prefix` (1–32 letters, digits and `_`, in any case),
+    /// in username order: `first` of them (at most 20). Emails are not shown to other users.
+    #[graphql(
+        guard = "SignedIn",
+        complexity = "first.clamp(1, 20) as usize * child_complexity"
+    )]
+    async fn search_users(
+        &self,
+        ctx: &Context<'_>,
+        prefix: String,
+        #[graphql(default = 10)] first: i32,
+    ) -> AppResult<Vec<User>> {
+        let first = u64::try_from(first).unwrap_or(0);
+        let found = state(ctx)?
+            .users
+            .search(viewer(ctx)?.user_id, &prefix, first)
+            .await?;
+        Ok(found.into_iter().map(User::new).collect())
+    }
+
     /// Every user, in sign-up order. ADMIN only.
     #[graphql(
         guard = "HasRole(StoredRole::Admin)",

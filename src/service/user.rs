@@ -1,17 +1,21 @@
-//! Looking up, listing and promoting users (`promote` is an admin command of the CLI).
+//! Looking up, finding, listing and promoting users (`promote` is an admin command of the
+//! CLI).
 use std::{collections::HashMap, sync::Arc, time::Instant};
 
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, ExprTrait, QueryFilter,
-    sea_query::{Expr, Func},
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, ExprTrait, Order, QueryFilter, QueryOrder,
+    QuerySelect,
+    sea_query::{Expr, Func, LikeExpr},
 };
 use uuid::Uuid;
 
 use crate::{
     broker::Authors,
+    config::RateLimits,
+    domain::{Username, check_length},
     entity::user::{self, Role},
     error::{AppError, AppResult},
-    service::{Window, after_id},
+    service::{Window, after_id, rate_limit::RateLimit},
 };
 
 /// Users: looked up by id through a short-lived cache, listed, and promoted.
@@ -23,7 +27,13 @@ use crate::{
 pub struct Users {
     db: DatabaseConnection,
     entries: std::sync::Mutex<HashMap<Uuid, (Arc<user::Model>, Instant)>>,
+    /// Searches per user: each is a scan of the usernames with this prefix, and a quick way
+    /// to list every account if unbounded.
+    search_per_user: RateLimit<Uuid>,
 }
+
+/// The most users one search returns.
+pub const MAX_FOUND: u64 = 20;
 
 /// How long a user row is reused from memory (`me`, authors of fanned-out messages).
 const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
@@ -31,11 +41,61 @@ const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 const USER_CACHE_MAX: usize = 100_000;
 
 impl Users {
-    pub fn new(db: DatabaseConnection) -> Self {
+    pub fn new(db: DatabaseConnection, limits: &RateLimits) -> Self {
         Self {
             db,
             entries: Default::default(),
+            search_per_user: RateLimit::per_minute("search_user", limits.search_per_user),
         }
+    }
+
+    /// The user named `username` (in any case), unless deleted.
+    pub async fn by_username(&self, username: &str) -> AppResult<Option<user::Model>> {
+        if username.len() > Username::MAX {
+            return Ok(None);
+        }
+        Ok(user::Entity::find()
+            .filter(Func::lower(Expr::col(user::Column::Username)).eq(username.to_lowercase()))
+            .filter(user::Column::DeletedAt.is_null())
+            .one(&self.db)
+            .await?)
+    }
+
+    /// Users whose username starts with `prefix` (in any case), in username order, at most
+    /// `limit` (1 to `MAX_FOUND`); deleted accounts are not found.
+    pub async fn search(
+        &self,
+        viewer: Uuid,
+        prefix: &str,
+        limit: u64,
+    ) -> AppResult<Vec<user::Model>> {
+        if !(1..=MAX_FOUND).contains(&limit) {
+            return Err(AppError::bad_input(
+                "first",
+                format!("first must be between 1 and {MAX_FOUND}"),
+            ));
+        }
+        // Only what a username may hold: no pattern characters but `_`, which is escaped.
+        check_length("prefix", "prefix", prefix, 1..=Username::MAX)?;
+        if !prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err(AppError::bad_input(
+                "prefix",
+                "prefix may contain only letters, digits and _",
+            ));
+        }
+        self.search_per_user.check(&viewer)?;
+        let pattern = format!("{}%", prefix.to_lowercase().replace('_', "\\_"));
+        let lowered = Func::lower(Expr::col(user::Column::Username));
+        Ok(user::Entity::find()
+            .filter(Expr::expr(lowered.clone()).like(LikeExpr::new(pattern).escape('\\')))
+            .filter(user::Column::DeletedAt.is_null())
+            .order_by(Expr::expr(lowered), Order::Asc)
+            .limit(limit)
+            .all(&self.db)
+            .await?)
     }
 
     /// Users in sign-up order, after `after`.

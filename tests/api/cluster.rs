@@ -56,13 +56,6 @@ async fn warm_pool(app: &TestApp, account: &Account) {
     futures_util::future::join_all((0..5).map(|_| app.me(&account.access_token))).await;
 }
 
-/// Runs `sql` on `app`'s own database.
-async fn app_sql(app: &TestApp, sql: &str) {
-    let conn = Database::connect(app.db.url.as_str()).await.unwrap();
-    conn.execute_unprepared(sql).await.unwrap();
-    conn.close().await.ok();
-}
-
 async fn restore_listeners(app: &TestApp) {
     admin_sql(app, "ALTER DATABASE {db} ALLOW_CONNECTIONS true").await;
 }
@@ -228,12 +221,7 @@ postgres_tests! {
         let sam = a.register("sam").await;
         let tia = a.register("tia").await;
         let room = a.create_room(&tia, "secret", true).await;
-        // No one can invite yet (private rooms come with members and roles): the row itself.
-        let sam_id = a.me(&sam.access_token).await.ok()["me"]["id"].as_str().unwrap().to_owned();
-        app_sql(&a, &format!(
-            "INSERT INTO memberships (room_id, user_id, joined_at) VALUES ('{room}', '{sam_id}', now())"
-        ))
-        .await;
+        a.add_members(&tia, &room, &[&sam]).await.ok();
         let start = b.send_message(&tia, &room, "start").await;
         let mut ws = a.watching(&sam, &room, &start).await;
         b.send_message(&tia, &room, "hello").await;
@@ -246,9 +234,10 @@ postgres_tests! {
         assert_eq!(left.ok()["leaveRoom"], true);
         b.send_message(&tia, &room, "not for sam").await;
         restore_listeners(&a).await;
-        let ended = ws.recv().await;
-        assert_eq!(ended["type"], "complete", "the subscription ends, with nothing more: {ended}");
-        assert_eq!(ended["id"], "s");
+        // How sam went was not heard: the subscription ends as for anyone put out.
+        let ended = ws.next("s").await;
+        assert_eq!(ended["errors"][0]["extensions"]["code"], "FORBIDDEN", "nothing more: {ended}");
+        assert_eq!(ws.recv().await, json!({ "type": "complete", "id": "s" }));
         ws.sync().await;
     }
 
@@ -280,5 +269,26 @@ postgres_tests! {
                 .unwrap();
             assert_eq!(row.try_get_by_index::<String>(0).unwrap(), value, "{setting}");
         }
+    }
+}
+
+postgres_tests! {
+    async fn a_removed_members_subscription_ends_on_the_other_instance(db) {
+        let (a, b) = two_instances(&db).await;
+        let (fay, gus) = (a.register("fay").await, a.register("gus").await);
+        let room = a.create_room(&fay, "moderated", true).await;
+        a.add_members(&fay, &room, &[&gus]).await.ok();
+        let start = a.send_message(&fay, &room, "start").await;
+        let mut ws = a.watching(&gus, &room, &start).await;
+        let removed = b
+            .gql(Some(&fay.access_token), "mutation($r: ID!, $u: ID!) { removeMember(roomId: $r, userId: $u) }", json!({ "r": room, "u": gus.id }))
+            .await;
+        assert_eq!(removed.ok()["removeMember"], true);
+        let ended = ws.next("s").await;
+        assert_eq!(ended["errors"][0]["extensions"]["code"], "FORBIDDEN", "{ended}");
+        assert_eq!(ended["errors"][0]["message"], "you were removed from this room");
+        assert_eq!(ws.recv().await, json!({ "type": "complete", "id": "s" }));
+        let read = a.gql(Some(&gus.access_token), "query($r: ID!) { messages(roomId: $r) { edges { cursor } } }", json!({ "r": room })).await;
+        read.expect_code("FORBIDDEN");
     }
 }

@@ -22,7 +22,15 @@ db_tests! {
             ("a session's refresh tokens", format!("SELECT 1 FROM refresh_tokens WHERE session_id = {id}")),
             ("a room's messages from a seq", format!("SELECT id FROM messages WHERE room_id = {id} AND seq >= 5 ORDER BY seq LIMIT 100")),
             ("a membership", format!("SELECT joined_at FROM memberships WHERE room_id = {id} AND user_id = {id}")),
+            ("a page of members", format!("SELECT user_id FROM memberships WHERE room_id = {id} AND user_id > {id} ORDER BY user_id LIMIT 51")),
+            ("a ban", format!("SELECT 1 FROM room_bans WHERE room_id = {id} AND user_id = {id}")),
+            ("a direct room", "SELECT id FROM rooms WHERE direct_key = 'a:b'".to_owned()),
         ];
+        let mut queries = queries.to_vec();
+        if backend == DbBackend::Postgres {
+            // A SQLite server has few users: its LIKE ... ESCAPE scans them.
+            queries.push(("users by a name's start", r"SELECT id FROM users WHERE lower(username) LIKE 'ab\_%' ESCAPE '' ORDER BY lower(username) LIMIT 20".to_owned()));
+        }
         for (what, sql) in queries {
             let txn = conn.begin().await.unwrap();
             let explain = match backend {

@@ -194,10 +194,12 @@ impl Listener {
                     return;
                 }
             },
-            Wire::Left { r, u } => Event::Left {
+            Wire::Departed { r, u, w } => Event::Departed {
                 room_id: r,
                 user_id: u,
+                why: w,
             },
+            Wire::RoomDeleted { r } => Event::RoomDeleted { room_id: r },
             Wire::Revoked { s } => Event::Revoked(s),
         };
         self.hub.dispatch(event);

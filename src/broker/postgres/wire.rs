@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::broker::{ChatMessage, Event, seal::Seal};
+use crate::broker::{ChatMessage, Departure, Event, seal::Seal};
 
 /// Postgres refuses payloads of 8000 bytes or more.
 const MAX_PAYLOAD: usize = 7900;
@@ -22,7 +22,14 @@ pub(super) enum Wire {
     #[serde(rename = "m")]
     Message(WireMessage),
     #[serde(rename = "l")]
-    Left { r: Uuid, u: Uuid },
+    Departed {
+        r: Uuid,
+        u: Uuid,
+        #[serde(default)]
+        w: Departure,
+    },
+    #[serde(rename = "d")]
+    RoomDeleted { r: Uuid },
     #[serde(rename = "x")]
     Revoked { s: Vec<Uuid> },
 }
@@ -47,10 +54,16 @@ pub(super) fn encode(event: &Event, seal: &Seal) -> Vec<String> {
     let to_json = |wire: &Wire| serde_json::to_vec(wire).expect("wire events serialize");
     let plaintexts = match event {
         Event::Message(chat) => vec![message(chat, to_json)],
-        Event::Left { room_id, user_id } => vec![to_json(&Wire::Left {
+        Event::Departed {
+            room_id,
+            user_id,
+            why,
+        } => vec![to_json(&Wire::Departed {
             r: *room_id,
             u: *user_id,
+            w: *why,
         })],
+        Event::RoomDeleted { room_id } => vec![to_json(&Wire::RoomDeleted { r: *room_id })],
         Event::Revoked(sessions) => sessions
             .chunks(REVOCATIONS_PER_NOTIFY)
             .map(|chunk| to_json(&Wire::Revoked { s: chunk.to_vec() }))

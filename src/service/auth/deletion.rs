@@ -12,7 +12,7 @@ use crate::{
     domain::{Password, Username},
     entity::{membership, now, session, user},
     error::{AppError, AppResult},
-    service::{begin_write, detached},
+    service::{begin_write, chat::hand_over, detached},
 };
 
 impl Auth {
@@ -63,10 +63,15 @@ impl Auth {
         })
         .exec(&txn)
         .await?;
-        membership::Entity::delete_many()
+        let rooms: Vec<Uuid> = membership::Entity::delete_many()
             .filter(membership::Column::UserId.eq(user_id))
-            .exec(&txn)
-            .await?;
+            .exec_with_returning(&txn)
+            .await?
+            .into_iter()
+            .map(|membership| membership.room_id)
+            .collect();
+        // The rooms it owned go to their next members.
+        hand_over(&txn, &rooms).await?;
         let sessions = self
             .revoke_in(&txn, session::Column::UserId.eq(user_id).into())
             .await?;

@@ -34,7 +34,7 @@ use super::{
     messages::{CATCH_UP_BATCH, messages_from},
 };
 use crate::{
-    broker::{ChatMessage, RoomEvent, RoomSubscription},
+    broker::{ChatMessage, Departure, RoomEvent, RoomSubscription},
     db::QUERY_DEADLINE,
     entity::membership,
     error::{AppError, AppResult},
@@ -59,6 +59,15 @@ pub struct Feed {
     pub subscriber: Subscriber,
 }
 
+/// Why a feed reads its viewer's membership again.
+#[derive(Debug, Clone, Copy)]
+enum Recheck {
+    /// It may have missed something (a gap in seqs, a resync).
+    Gap,
+    Departed(Departure),
+    Deleted,
+}
+
 enum Mode {
     /// Reading the database from `next_seq`, up to `until` (inclusive) or to the end.
     CatchUp {
@@ -73,8 +82,8 @@ enum Mode {
 struct State {
     feed: Feed,
     mode: Mode,
-    /// Whether the viewer's membership must be read again before anything more is delivered.
-    recheck: bool,
+    /// Why the viewer's membership must be read again before anything more is delivered.
+    recheck: Option<Recheck>,
     ready: VecDeque<Arc<ChatMessage>>,
     /// Held while catching up, until the feed is live again.
     turn: Option<OwnedSemaphorePermit>,
@@ -92,7 +101,7 @@ pub fn feed(feed: Feed) -> impl Stream<Item = AppResult<Arc<ChatMessage>>> {
     let state = State {
         feed,
         mode,
-        recheck: false,
+        recheck: None,
         ready: VecDeque::new(),
         turn: None,
         failure: None,
@@ -118,8 +127,10 @@ pub fn feed(feed: Feed) -> impl Stream<Item = AppResult<Arc<ChatMessage>>> {
 impl State {
     /// Does one thing: checks membership, reads a batch, or waits for one live event.
     async fn step(&mut self) -> AppResult<()> {
-        if self.recheck && matches!(self.mode, Mode::CatchUp { .. } | Mode::Live) {
-            return self.check_membership().await;
+        if let Some(why) = self.recheck
+            && matches!(self.mode, Mode::CatchUp { .. } | Mode::Live)
+        {
+            return self.check_membership(why).await;
         }
         match self.mode {
             Mode::CatchUp { until } => {
@@ -137,7 +148,7 @@ impl State {
                             Ok(()) => Mode::CatchUp { until: None },
                             Err(_) => Mode::Ended,
                         };
-                        self.recheck = true;
+                        self.recheck = Some(Recheck::Gap);
                         return Ok(());
                     }
                 };
@@ -152,8 +163,9 @@ impl State {
         }
     }
 
-    /// Ends the feed if the viewer is no longer a member of the room.
-    async fn check_membership(&mut self) -> AppResult<()> {
+    /// Ends the feed if the viewer is no longer a member of the room: quietly when they left,
+    /// with FORBIDDEN when they were put out (or it is not known how they went).
+    async fn check_membership(&mut self, why: Recheck) -> AppResult<()> {
         if self.turn.is_none() {
             self.turn = self.feed.subscriber.turn().await;
         }
@@ -165,11 +177,19 @@ impl State {
             Ok(found.is_some())
         })
         .await?;
-        self.recheck = false;
-        if !member {
-            self.mode = Mode::Ended;
+        self.recheck = None;
+        if member {
+            return Ok(());
         }
-        Ok(())
+        self.mode = Mode::Ended;
+        let reason = match why {
+            Recheck::Departed(Departure::Left) => return Ok(()),
+            Recheck::Departed(Departure::Removed) => "you were removed from this room",
+            Recheck::Departed(Departure::Banned) => "you were banned from this room",
+            Recheck::Deleted => "this room was deleted",
+            Recheck::Gap => "you are no longer a member of this room",
+        };
+        Err(AppError::Forbidden(reason))
     }
 
     fn on_event(&mut self, event: Result<RoomEvent, RecvError>) {
@@ -183,16 +203,17 @@ impl State {
                     // A gap. Seqs are assigned in commit order, so everything up to this one
                     // is committed: read it all from the database.
                     self.mode = Mode::CatchUp { until: Some(seq) };
-                    self.recheck = true;
+                    self.recheck = Some(Recheck::Gap);
                 }
                 // seq < next_seq: delivered already, by replay or catch-up.
             }
             // Ends the feed once the database confirms it: the viewer may have joined again
             // since, and the event may be an old one sent again.
-            Ok(RoomEvent::Left { user_id }) if user_id == self.feed.viewer_id => {
-                self.recheck = true;
+            Ok(RoomEvent::Departed { user_id, why }) if user_id == self.feed.viewer_id => {
+                self.recheck = Some(Recheck::Departed(why));
             }
-            Ok(RoomEvent::Left { .. }) => {}
+            Ok(RoomEvent::Departed { .. }) => {}
+            Ok(RoomEvent::Deleted) => self.recheck = Some(Recheck::Deleted),
             Err(RecvError::Lagged(missed)) => {
                 metrics::counter!("chat_feed_lagged_total").increment(1);
                 tracing::debug!(room = %self.feed.room_id, missed, "subscriber fell behind");

@@ -9,7 +9,11 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::{Chat, ChatMessage, Subscriber, feed};
+use super::{
+    Chat, ChatMessage, Subscriber,
+    access::{Action, room_access},
+    feed,
+};
 use crate::{
     broker::Event,
     domain::{ClientMsgId, MessageBody},
@@ -87,9 +91,7 @@ impl Chat {
             .get(viewer.user_id)
             .await?
             .ok_or(AppError::Unauthenticated("user no longer exists"))?;
-        self.room_access(new.room_id, viewer.user_id)
-            .await?
-            .member("only members may send to this room")?;
+        Action::Take.check(&room_access(&self.db, new.room_id, viewer.user_id).await?)?;
         if let Some(client_msg_id) = &new.client_msg_id
             && let Some(existing) = self.find_sent(viewer.user_id, client_msg_id).await?
         {
@@ -172,10 +174,9 @@ impl Chat {
         // Subscribe before reading where the room is: whatever commits after this is in the
         // channel, whatever committed before is in the database.
         let live = self.hub.subscribe(room_id);
-        let room = self
-            .room_access(room_id, viewer.user_id)
-            .await?
-            .member("only members may subscribe to this room")?;
+        let access = room_access(&self.db, room_id, viewer.user_id).await?;
+        Action::Take.check(&access)?;
+        let room = access.room;
         // No message has a seq past the room's last: such a cursor was never handed out, and
         // taken at its word it would skip every message up to it as delivered.
         if after.is_some_and(|after| after > room.last_seq) {

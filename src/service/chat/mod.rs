@@ -1,18 +1,17 @@
-//! Rooms, membership and messages: `rooms` creates, lists, joins and leaves them; `messages`
-//! reads history, sends, and subscribes (a subscription's live view is a `feed`).
-//!
-//! Who may do what: anyone signed in reads a public room; only members read a private one;
-//! only members send, and subscribe, in any room.
+//! Rooms, membership and messages: `rooms` creates, lists, joins, leaves, changes and deletes
+//! them; `members` adds, removes, bans and ranks their members; `direct` opens the room of two
+//! users; `messages` reads history, sends, and subscribes (a subscription's live view is a
+//! `feed`). Who may do what is `access`.
+mod access;
+mod direct;
 mod feed;
+mod members;
 mod messages;
 mod rooms;
 
 use std::sync::Arc;
 
-use sea_orm::{
-    DatabaseConnection, EntityTrait, ExprTrait, FromQueryResult, QuerySelect,
-    sea_query::{Expr, Query},
-};
+use sea_orm::DatabaseConnection;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use uuid::Uuid;
@@ -24,14 +23,15 @@ use crate::{
     broker::{Broker, Hub},
     config::RateLimits,
     db::Pools,
-    entity::{membership, room},
-    error::{AppError, AppResult},
     service::{
         rate_limit::{ClientNet, RateLimit},
         user::Users,
     },
 };
+pub(crate) use members::hand_over;
+pub use members::{MAX_ADDED, RoomMember};
 pub use messages::NewMessage;
+pub use rooms::RoomChange;
 
 /// What the operations of one client connection share: turns at database work (a query or
 /// mutation holds one while it runs, a feed while it reads and delivers what it missed), and
@@ -80,33 +80,6 @@ pub struct Chat {
     send_per_ip: RateLimit<ClientNet>,
 }
 
-#[derive(FromQueryResult)]
-struct RoomAccess {
-    #[sea_orm(nested)]
-    room: room::Model,
-    is_member: bool,
-}
-
-impl RoomAccess {
-    /// FORBIDDEN unless a member, with `why`.
-    fn member(self, why: &'static str) -> AppResult<room::Model> {
-        if self.is_member {
-            Ok(self.room)
-        } else {
-            Err(AppError::Forbidden(why))
-        }
-    }
-
-    /// Anyone signed in reads a public room; members only a private one.
-    fn readable(self) -> AppResult<room::Model> {
-        if self.room.is_private {
-            self.member("this room is private")
-        } else {
-            Ok(self.room)
-        }
-    }
-}
-
 impl Chat {
     pub fn new(
         pools: Pools,
@@ -124,25 +97,5 @@ impl Chat {
             send_per_user: RateLimit::per_minute("send_user", limits.send_per_user),
             send_per_ip: RateLimit::per_minute("send_ip", limits.send_per_ip),
         }
-    }
-
-    /// The room and whether `user_id` is a member, in one query (every room operation starts
-    /// here, and a burst of subscriptions must not cost a burst of round trips).
-    async fn room_access(&self, room_id: Uuid, user_id: Uuid) -> AppResult<RoomAccess> {
-        let is_member = Query::select()
-            .expr(Expr::val(1))
-            .from(membership::Entity)
-            .and_where(
-                Expr::col((membership::Entity, membership::Column::RoomId))
-                    .equals((room::Entity, room::Column::Id)),
-            )
-            .and_where(Expr::col((membership::Entity, membership::Column::UserId)).eq(user_id))
-            .to_owned();
-        room::Entity::find_by_id(room_id)
-            .column_as(Expr::exists(is_member), "is_member")
-            .into_model::<RoomAccess>()
-            .one(&self.db)
-            .await?
-            .ok_or(AppError::NotFound("room"))
     }
 }

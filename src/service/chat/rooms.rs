@@ -1,23 +1,40 @@
-//! Creating, listing, joining and leaving rooms.
+//! Creating, listing, joining, leaving, changing and deleting rooms.
 use std::sync::Arc;
 
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, JoinType, QueryFilter,
-    QuerySelect, RelationTrait,
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, ExprTrait, JoinType,
+    QueryFilter, QuerySelect, RelationTrait,
+    sea_query::{Expr, Func, LikeExpr, Query},
 };
 use uuid::Uuid;
 
-use super::Chat;
+use super::{
+    Chat,
+    access::{Action, RoomAccess, room_access, room_access_for_update},
+    members::hand_over,
+};
 use crate::{
-    broker::Event,
-    domain::RoomName,
-    entity::{membership, now, room},
+    broker::{Departure, Event},
+    domain::{Note, RoomName},
+    entity::{
+        membership::{self, RoomRole},
+        now, room,
+    },
     error::AppResult,
     service::{Window, after_id, auth::Viewer, begin_write, detached},
 };
 
+/// A change to a room's settings: `None` leaves a setting as it is.
+pub struct RoomChange {
+    pub name: Option<RoomName>,
+    /// `Some(None)` clears the topic.
+    pub topic: Option<Option<Note>>,
+}
+
 impl Chat {
-    /// Creates a room; its creator is its first member.
+    /// Creates a room; its creator is its OWNER.
     pub async fn create_room(
         &self,
         viewer: &Viewer,
@@ -32,62 +49,95 @@ impl Chat {
             created_by: Set(viewer.user_id),
             created_at: Set(now()),
             last_seq: Set(0),
+            topic: Set(None),
+            is_direct: Set(false),
+            direct_key: Set(None),
         }
         .insert(&txn)
         .await?;
-        add_member(&txn, created.id, viewer.user_id).await?;
+        add_member(&txn, created.id, viewer.user_id, RoomRole::Owner).await?;
         txn.commit().await?;
         Ok(created)
     }
 
-    /// Joins a public room (joining twice is fine). Private rooms are invite-only.
+    /// Joins a public room (joining twice is fine). Private rooms are joined by invitation
+    /// (`add_members`), and the banned join nothing until unbanned.
     pub async fn join_room(&self, viewer: &Viewer, room_id: Uuid) -> AppResult<room::Model> {
-        let access = self.room_access(room_id, viewer.user_id).await?;
-        if access.is_member {
+        let access = room_access(&self.db, room_id, viewer.user_id).await?;
+        if access.role.is_some() {
             return Ok(access.room);
         }
-        let room = access.readable()?;
-        let inserted = membership::Entity::insert(membership::ActiveModel {
-            room_id: Set(room_id),
-            user_id: Set(viewer.user_id),
-            joined_at: Set(now()),
-        })
-        .on_conflict_do_nothing()
-        .exec_without_returning(&self.writer)
-        .await;
-        match inserted {
-            Ok(_) => Ok(room),
-            Err(err) => Err(err.into()),
-        }
+        Action::Join.check(&access)?;
+        membership::Entity::insert(new_member(room_id, viewer.user_id, RoomRole::Member))
+            .on_conflict_do_nothing()
+            .exec_without_returning(&self.writer)
+            .await?;
+        Ok(access.room)
     }
 
-    /// Leaves a room; the viewer's subscriptions to it end, on every instance. False if not a
+    /// Leaves a room; the viewer's subscriptions to it end, on every instance. An OWNER who
+    /// leaves hands the room to the longest-standing ADMIN, else MEMBER. False if not a
     /// member.
     pub async fn leave_room(self: &Arc<Self>, viewer: &Viewer, room_id: Uuid) -> AppResult<bool> {
-        if !self.room_access(room_id, viewer.user_id).await?.is_member {
+        let access = room_access(&self.db, room_id, viewer.user_id).await?;
+        if access.role.is_none() {
             return Ok(false);
         }
+        Action::Leave.check(&access)?;
         let (this, user_id) = (self.clone(), viewer.user_id);
-        detached(async move { this.end_membership(room_id, user_id).await }).await
+        detached(async move {
+            let txn = begin_write(&this.writer).await?;
+            let left = end_membership(&txn, room_id, user_id).await?;
+            if !left {
+                return Ok(false);
+            }
+            let why = Departure::Left;
+            let events = vec![Event::Departed {
+                room_id,
+                user_id,
+                why,
+            }];
+            this.commit(txn, events).await?;
+            Ok(true)
+        })
+        .await
     }
 
-    async fn end_membership(&self, room_id: Uuid, user_id: Uuid) -> AppResult<bool> {
-        let txn = begin_write(&self.writer).await?;
-        let left = membership::Entity::delete_many()
-            .filter(membership::Column::RoomId.eq(room_id))
-            .filter(membership::Column::UserId.eq(user_id))
-            .exec(&txn)
-            .await?
-            .rows_affected
-            == 1;
-        if !left {
-            return Ok(false);
+    /// Renames a room or sets its topic (OWNER and ADMIN).
+    pub async fn update_room(
+        &self,
+        viewer: &Viewer,
+        room_id: Uuid,
+        change: RoomChange,
+    ) -> AppResult<room::Model> {
+        let (txn, access) = self
+            .begin_on(room_id, viewer.user_id, Action::Update)
+            .await?;
+        let mut room: room::ActiveModel = access.room.into();
+        if let Some(name) = change.name {
+            room.name = Set(name.into_inner());
         }
-        let event = Event::Left { room_id, user_id };
-        self.broker.stage(&txn, &event).await?;
+        if let Some(topic) = change.topic {
+            room.topic = Set(topic.map(Note::into_inner));
+        }
+        let updated = room.update(&txn).await?;
         txn.commit().await?;
-        self.broker.committed(event);
-        Ok(true)
+        Ok(updated)
+    }
+
+    /// Deletes a room with its members, bans and history (OWNER). Its members' subscriptions
+    /// end with FORBIDDEN, on every instance.
+    pub async fn delete_room(self: &Arc<Self>, viewer: &Viewer, room_id: Uuid) -> AppResult<bool> {
+        let this = self.clone();
+        let user_id = viewer.user_id;
+        detached(async move {
+            let (txn, _) = this.begin_on(room_id, user_id, Action::Own).await?;
+            room::Entity::delete_by_id(room_id).exec(&txn).await?;
+            this.commit(txn, vec![Event::RoomDeleted { room_id }])
+                .await?;
+            Ok(true)
+        })
+        .await
     }
 
     /// Rooms the viewer is a member of, in creation order, after `after`.
@@ -103,34 +153,120 @@ impl Chat {
         after_id(&self.db, query, room::Column::Id, after, limit).await
     }
 
-    /// Public rooms, for finding one to join, in creation order.
+    /// Public rooms someone is in, for finding one to join, in creation order; with `search`,
+    /// those whose name contains it (in any case).
     pub async fn public_rooms(
         &self,
+        search: Option<&str>,
         after: Option<Uuid>,
         limit: u64,
     ) -> AppResult<Window<room::Model>> {
-        let query = room::Entity::find().filter(room::Column::IsPrivate.eq(false));
+        let inhabited = Query::select()
+            .expr(Expr::val(1))
+            .from(membership::Entity)
+            .and_where(
+                Expr::col((membership::Entity, membership::Column::RoomId))
+                    .equals((room::Entity, room::Column::Id)),
+            )
+            .to_owned();
+        let mut query = room::Entity::find()
+            .filter(room::Column::IsPrivate.eq(false))
+            .filter(Expr::exists(inhabited));
+        if let Some(search) = search {
+            let pattern = format!("%{}%", escape_like(&search.to_lowercase()));
+            let name = Expr::expr(Func::lower(Expr::col((room::Entity, room::Column::Name))));
+            query = query.filter(name.like(LikeExpr::new(pattern).escape('\\')));
+        }
         after_id(&self.db, query, room::Column::Id, after, limit).await
     }
 
-    /// A room the viewer may read: NOT_FOUND if there is none, FORBIDDEN if private and the
-    /// viewer is not a member.
+    /// A room the viewer may read: NOT_FOUND if there is none (or nobody is in it),
+    /// FORBIDDEN if private and the viewer is not a member.
     pub async fn readable_room(&self, viewer: &Viewer, room_id: Uuid) -> AppResult<room::Model> {
-        self.room_access(room_id, viewer.user_id).await?.readable()
+        let access = room_access(&self.db, room_id, viewer.user_id).await?;
+        Action::Read.check(&access)?;
+        Ok(access.room)
+    }
+
+    /// A write transaction on a room, the room's row locked (see `room_access_for_update`) and
+    /// `action` allowed to `user_id`.
+    pub(super) async fn begin_on(
+        &self,
+        room_id: Uuid,
+        user_id: Uuid,
+        action: Action,
+    ) -> AppResult<(DatabaseTransaction, RoomAccess)> {
+        let txn = begin_write(&self.writer).await?;
+        let access = room_access_for_update(&txn, room_id, user_id).await?;
+        action.check(&access)?;
+        Ok((txn, access))
+    }
+
+    /// Stages `events` in the transaction, commits it, and announces them.
+    pub(super) async fn commit(
+        &self,
+        txn: DatabaseTransaction,
+        events: Vec<Event>,
+    ) -> AppResult<()> {
+        for event in &events {
+            self.broker.stage(&txn, event).await?;
+        }
+        txn.commit().await?;
+        for event in events {
+            self.broker.committed(event);
+        }
+        Ok(())
+    }
+}
+
+/// `%`, `_` and `\` taken literally in a LIKE pattern (escaped with `\`).
+pub(super) fn escape_like(s: &str) -> String {
+    let mut escaped = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+pub(super) fn new_member(room_id: Uuid, user_id: Uuid, role: RoomRole) -> membership::ActiveModel {
+    membership::ActiveModel {
+        room_id: Set(room_id),
+        user_id: Set(user_id),
+        joined_at: Set(now()),
+        role: Set(role),
     }
 }
 
 async fn add_member(
-    txn: &sea_orm::DatabaseTransaction,
+    conn: &impl ConnectionTrait,
     room_id: Uuid,
     user_id: Uuid,
+    role: RoomRole,
 ) -> AppResult<()> {
-    membership::Entity::insert(membership::ActiveModel {
-        room_id: Set(room_id),
-        user_id: Set(user_id),
-        joined_at: Set(now()),
-    })
-    .exec_without_returning(txn)
-    .await?;
+    membership::Entity::insert(new_member(room_id, user_id, role))
+        .exec_without_returning(conn)
+        .await?;
     Ok(())
+}
+
+/// Removes a membership, handing the room over if it was its OWNER's. False if there was none.
+pub(super) async fn end_membership(
+    txn: &DatabaseTransaction,
+    room_id: Uuid,
+    user_id: Uuid,
+) -> AppResult<bool> {
+    let removed = membership::Entity::delete_many()
+        .filter(membership::Column::RoomId.eq(room_id))
+        .filter(membership::Column::UserId.eq(user_id))
+        .exec(txn)
+        .await?
+        .rows_affected;
+    if removed == 0 {
+        return Ok(false);
+    }
+    hand_over(txn, &[room_id]).await?;
+    Ok(true)
 }

@@ -1,6 +1,9 @@
 //! Rooms, membership, sending and history over HTTP: createRoom, joinRoom, leaveRoom, rooms,
 //! publicRooms, room, sendMessage (seq numbering, idempotency) and messages pagination.
+mod direct;
 mod history;
+mod members;
+mod permissions;
 mod rooms;
 mod sending;
 

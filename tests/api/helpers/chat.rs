@@ -81,6 +81,17 @@ impl TestApp {
     }
 
     /// Sends a message; returns it as the server stored it.
+    /// `addMembers`: `owner` adds `members` to `room_id`.
+    pub async fn add_members(&self, owner: &Account, room_id: &str, members: &[&Account]) -> Gql {
+        let ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
+        self.gql(
+            Some(&owner.access_token),
+            "mutation($r: ID!, $u: [ID!]!) { addMembers(roomId: $r, userIds: $u) { id } }",
+            json!({ "r": room_id, "u": ids }),
+        )
+        .await
+    }
+
     /// A socket of `account`'s subscribed (as `s`) to `room_id`'s messages after `after`, a
     /// message (say, the one `send_message` returned).
     pub async fn watching(&self, account: &Account, room_id: &str, after: &Value) -> Ws {
