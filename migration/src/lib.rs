@@ -6,6 +6,7 @@ mod m20261122_000002_chat;
 mod m20261202_000003_account_deletion;
 mod m20261204_000004_session_housekeeping;
 mod m20261205_000005_room_membership;
+mod m20261206_000006_room_events;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000003_account_deletion::Migration),
             Box::new(m20261204_000004_session_housekeeping::Migration),
             Box::new(m20261205_000005_room_membership::Migration),
+            Box::new(m20261206_000006_room_events::Migration),
         ]
     }
 }

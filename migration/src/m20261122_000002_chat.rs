@@ -174,7 +174,7 @@ pub enum Memberships {
 }
 
 #[derive(DeriveIden)]
-enum Messages {
+pub enum Messages {
     Table,
     Id,
     RoomId,

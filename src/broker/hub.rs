@@ -1,6 +1,6 @@
-//! One instance's fan-out point: a broadcast channel per room with subscribers, the revocation
-//! set (whose entries close the sockets of the sessions they name), and a signal telling
-//! subscribers to catch up from the database.
+//! One instance's fan-out point: a broadcast channel per room with subscribers, the users'
+//! inboxes (`myEvents`), the revocation set (whose entries close the sockets of the sessions
+//! they name), and a signal telling subscribers to catch up from the database.
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
@@ -10,20 +10,21 @@ use std::{
 use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
-use super::{ChatMessage, Departure, Event, Revocations};
+use super::{Event, Revocations, RoomEvent, inbox::Inboxes};
 
+/// What a room's subscribers hear.
 #[derive(Debug, Clone)]
-pub enum RoomEvent {
-    Message(Arc<ChatMessage>),
-    Departed { user_id: Uuid, why: Departure },
+pub enum RoomNews {
+    Event(RoomEvent),
     Deleted,
 }
 
 pub struct Hub {
-    rooms: Mutex<HashMap<Uuid, broadcast::Sender<RoomEvent>>>,
+    rooms: Mutex<HashMap<Uuid, broadcast::Sender<RoomNews>>>,
+    pub(super) inboxes: Mutex<Inboxes>,
     /// Events a room's channel holds for subscribers that are busy (`WS_SUBSCRIBER_BUFFER`):
     /// the bound on a room's memory, and on how far behind a subscriber may fall.
-    room_buffer: usize,
+    pub(super) room_buffer: usize,
     resync: watch::Sender<u64>,
     revocations: Arc<Revocations>,
 }
@@ -32,6 +33,7 @@ impl Hub {
     pub fn new(revocations: Arc<Revocations>, room_buffer: usize) -> Arc<Self> {
         Arc::new(Self {
             rooms: Mutex::new(HashMap::new()),
+            inboxes: Mutex::new(Inboxes::default()),
             room_buffer,
             resync: watch::channel(0).0,
             revocations,
@@ -64,15 +66,14 @@ impl Hub {
 
     pub fn dispatch(&self, event: Event) {
         match event {
-            Event::Message(message) => {
-                self.send_to_room(message.message.room_id, RoomEvent::Message(message))
+            Event::Room(event) => {
+                self.inboxes().room_event(&event);
+                self.send_to_room(event.room_id(), RoomNews::Event(event));
             }
-            Event::Departed {
-                room_id,
-                user_id,
-                why,
-            } => self.send_to_room(room_id, RoomEvent::Departed { user_id, why }),
-            Event::RoomDeleted { room_id } => self.send_to_room(room_id, RoomEvent::Deleted),
+            Event::RoomDeleted { room_id } => {
+                self.inboxes().room_deleted(room_id);
+                self.send_to_room(room_id, RoomNews::Deleted);
+            }
             Event::Revoked(sessions) => {
                 for session in sessions {
                     self.revocations.insert(session, Duration::ZERO);
@@ -81,12 +82,16 @@ impl Hub {
         }
     }
 
+    pub(super) fn inboxes(&self) -> std::sync::MutexGuard<'_, Inboxes> {
+        self.inboxes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Tells every subscriber to read what it may have missed from the database.
     pub fn resync(&self) {
         self.resync.send_modify(|generation| *generation += 1);
     }
 
-    fn send_to_room(&self, room_id: Uuid, event: RoomEvent) {
+    fn send_to_room(&self, room_id: Uuid, event: RoomNews) {
         let rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(sender) = rooms.get(&room_id) {
             // No receivers is fine: nobody here is subscribed.
@@ -97,13 +102,13 @@ impl Hub {
 
 /// A room's events for one subscriber; the room's channel goes when its last subscriber does.
 pub struct RoomSubscription {
-    receiver: broadcast::Receiver<RoomEvent>,
+    receiver: broadcast::Receiver<RoomNews>,
     room_id: Uuid,
     hub: Arc<Hub>,
 }
 
 impl RoomSubscription {
-    pub async fn recv(&mut self) -> Result<RoomEvent, broadcast::error::RecvError> {
+    pub async fn recv(&mut self) -> Result<RoomNews, broadcast::error::RecvError> {
         self.receiver.recv().await
     }
 }

@@ -1,14 +1,17 @@
-//! Fan-out of chat messages and session revocations to the subscribers and sockets that care,
-//! and the revocation set itself: what crosses instances is the broker's.
+//! Fan-out of room events (messages and the rest) and session revocations to the subscribers,
+//! inboxes and sockets that care, and the revocation set itself: what crosses instances is the
+//! broker's.
 //!
 //! Every instance has a `Hub` that hands events to its own subscribers. A `Broker` gets events
 //! into the hubs: the in-memory broker (SQLite, one instance) hands them to the local hub after
 //! the commit; the Postgres broker sends a NOTIFY inside the storing transaction (so it goes out
 //! if and only if the transaction commits, in commit order), and each instance's listener hands
-//! it to its hub. Subscribers never depend on the broker for completeness: they number messages
-//! by `seq` and read anything they missed from the database (see `service::chat::feed`).
+//! it to its hub. Subscribers never depend on the broker for completeness: they number events
+//! by their room's event seq and read anything they missed from the database (see
+//! `service::chat::feed`).
 //! What crosses instances is sealed (`seal`).
 mod hub;
+mod inbox;
 mod memory;
 mod postgres;
 mod revocation;
@@ -19,12 +22,17 @@ use std::sync::Arc;
 use sea_orm::{DatabaseTransaction, DbErr};
 use uuid::Uuid;
 
-pub use hub::{Hub, RoomEvent, RoomSubscription};
+pub use hub::{Hub, RoomNews, RoomSubscription};
+pub use inbox::{FellBehind, Inbox, Mine};
 pub use memory::MemoryBroker;
 pub use postgres::{Listening, PgBroker};
 pub use revocation::{Revocations, SessionWatch};
 
-use crate::entity::{message, user};
+use crate::entity::{
+    message,
+    room_event::{self, EventKind, LeaveReason},
+    user,
+};
 
 /// A stored message with its author: what subscribers receive, built once per instance.
 #[derive(Debug, Clone)]
@@ -33,36 +41,53 @@ pub struct ChatMessage {
     pub author: Arc<user::Model>,
 }
 
+/// Something that happened in a room, in the room's event stream: numbered by its event seq,
+/// which messages and the other events share.
+#[derive(Debug, Clone)]
+pub enum RoomEvent {
+    Message(Arc<ChatMessage>),
+    /// A member joined, left or changed role, or the room's settings changed.
+    Change(Arc<room_event::Model>),
+}
+
+impl RoomEvent {
+    pub fn room_id(&self) -> Uuid {
+        match self {
+            RoomEvent::Message(m) => m.message.room_id,
+            RoomEvent::Change(c) => c.room_id,
+        }
+    }
+
+    /// Its place in the room's event stream.
+    pub fn seq(&self) -> i64 {
+        match self {
+            RoomEvent::Message(m) => m.message.event_seq,
+            RoomEvent::Change(c) => c.seq,
+        }
+    }
+
+    /// The membership of `user_id` this event ended, if it ended one.
+    pub fn ended_membership_of(&self, user_id: Uuid) -> Option<LeaveReason> {
+        match self {
+            RoomEvent::Change(c) if c.kind == EventKind::Left && c.user_id == user_id => {
+                Some(c.reason.unwrap_or(LeaveReason::Left))
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Something that happened, for every instance's subscribers.
 #[derive(Debug, Clone)]
 pub enum Event {
-    Message(Arc<ChatMessage>),
-    /// A user's membership of a room ended: their subscriptions to it end, once the database
-    /// confirms it.
-    Departed {
-        room_id: Uuid,
-        user_id: Uuid,
-        why: Departure,
-    },
-    /// A room was deleted, with its members and history.
+    Room(RoomEvent),
+    /// A room was deleted, with its members and history: not an event of its stream, which
+    /// is gone with it.
     RoomDeleted {
         room_id: Uuid,
     },
     /// Sessions were revoked: their access tokens stop working and their sockets close.
     Revoked(Vec<Uuid>),
-}
-
-/// Why a membership ended: leaving ends a member's subscriptions quietly; being removed or
-/// banned ends them with FORBIDDEN.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-pub enum Departure {
-    #[default]
-    #[serde(rename = "l")]
-    Left,
-    #[serde(rename = "r")]
-    Removed,
-    #[serde(rename = "b")]
-    Banned,
 }
 
 /// Who wrote a message: a notification names the author by id, and the listener completes it

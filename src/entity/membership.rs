@@ -18,7 +18,19 @@ impl ActiveModelBehavior for ActiveModel {}
 
 /// A member's standing in a room, highest first: each role may do what the ones below it may
 /// (see `service::chat::permissions`). Stored as text.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, EnumIter, DeriveActiveEnum)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    EnumIter,
+    DeriveActiveEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
 pub enum RoomRole {
     #[sea_orm(string_value = "MEMBER")]

@@ -9,6 +9,8 @@ pub struct Model {
     pub room_id: Uuid,
     /// Position in the room: 1, 2, 3... with no gaps.
     pub seq: i64,
+    /// Position in the room's event stream, which other events share (`room_event`).
+    pub event_seq: i64,
     pub author_id: Uuid,
     pub body: String,
     pub client_msg_id: Option<String>,

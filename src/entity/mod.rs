@@ -5,6 +5,7 @@ pub mod message;
 pub mod refresh_token;
 pub mod room;
 pub mod room_ban;
+pub mod room_event;
 pub mod session;
 pub mod user;
 

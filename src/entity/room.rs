@@ -12,6 +12,8 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     /// The seq of the newest message (0: none yet).
     pub last_seq: i64,
+    /// The event seq of the newest event, message or other (0: none yet).
+    pub last_event_seq: i64,
     pub topic: Option<String>,
     /// A conversation of two users: private, with no roles beyond membership.
     pub is_direct: bool,

@@ -85,7 +85,7 @@ pub fn ban_edge(row: room_ban::Model) -> (BanCursor, RoomBan) {
     (BanCursor(row.user_id), RoomBan(row))
 }
 
-async fn user(ctx: &Context<'_>, id: Uuid) -> AppResult<User> {
+pub(super) async fn user(ctx: &Context<'_>, id: Uuid) -> AppResult<User> {
     let row = state(ctx)?.users.get(id).await?;
     let row = row.ok_or_else(|| anyhow::anyhow!("user {id} of a membership is missing"))?;
     Ok(User::new(row))

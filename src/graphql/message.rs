@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt};
 
 use super::{
+    event::{messages_only, subscriber},
     guard::{SignedIn, caller_ip, viewer},
     pagination::{Connection, Page, connection, cursor, page_cost},
     parse_id, state, to_int,
@@ -15,7 +16,7 @@ use crate::{
     domain::{ClientMsgId, MessageBody},
     entity::room,
     error::{AppError, AppResult},
-    service::chat::{ChatMessage, NewMessage, Subscriber},
+    service::chat::{After, ChatMessage, NewMessage},
 };
 
 pub struct Message(pub Arc<ChatMessage>);
@@ -158,10 +159,10 @@ pub struct MessageSubscription;
 
 #[Subscription]
 impl MessageSubscription {
-    /// New messages in a room the viewer is a member of. With `after` (a message cursor), it
-    /// first replays every later message, then goes live, with no gap and no duplicate. It
-    /// ends when the viewer leaves the room, and with FORBIDDEN first when they are removed
-    /// or banned or the room is deleted.
+    /// New messages in a room the viewer is a member of: the messages of `roomEvents`. With
+    /// `after` (a message cursor), it first replays every later message, then goes live, with
+    /// no gap and no duplicate. It ends when the viewer leaves the room, and with FORBIDDEN
+    /// first when they are removed or banned or the room is deleted.
     #[graphql(guard = "SignedIn")]
     async fn message_added(
         &self,
@@ -174,20 +175,17 @@ impl MessageSubscription {
             .map(|cursor| MessageCursor::decode_cursor(&cursor))
             .transpose()
             .map_err(|_| AppError::bad_input("after", "invalid cursor"))?
-            .map(|c| c.0);
-        // The transport's: subscriptions run over a WebSocket, which gives each its socket's.
-        let subscriber = ctx
-            .data_opt::<Subscriber>()
-            .cloned()
-            .ok_or_else(|| anyhow::anyhow!("a subscription without a subscriber"))?;
+            .map(|c| After::Message(c.0));
         // Boxed: async-graphql keeps this future's space for the subscription's lifetime (it
         // shares an allocation with the stream), and the access query inside it is large.
-        let feed = Box::pin(
-            state(ctx)?
-                .chat
-                .subscribe(viewer(ctx)?, room_id, after, subscriber),
-        )
+        let feed = Box::pin(state(ctx)?.chat.subscribe(
+            viewer(ctx)?,
+            room_id,
+            after,
+            subscriber(ctx)?,
+        ))
         .await?;
+        let feed = messages_only(feed);
         Ok(feed.map(|item| item.map(Message)))
     }
 }

@@ -1,6 +1,7 @@
 //! The GraphQL schema: one module per domain, each with its own roots, merged in `schema`;
 //! and the `pipeline` every request passes through around them.
 mod auth;
+mod event;
 pub mod guard;
 mod member;
 mod message;

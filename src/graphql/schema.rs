@@ -3,6 +3,7 @@ use async_graphql::{MergedObject, MergedSubscription, Schema, SchemaBuilder};
 
 use super::{
     auth::AuthMutation,
+    event::EventSubscription,
     member::MemberMutation,
     message::{MessageMutation, MessageQuery, MessageSubscription},
     pipeline::{ErrorCodes, WriteLimits},
@@ -18,7 +19,7 @@ pub struct Query(UserQuery, RoomQuery, MessageQuery);
 pub struct Mutation(AuthMutation, RoomMutation, MemberMutation, MessageMutation);
 
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(MessageSubscription);
+pub struct Subscription(MessageSubscription, EventSubscription);
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
 

@@ -291,4 +291,64 @@ postgres_tests! {
         let read = a.gql(Some(&gus.access_token), "query($r: ID!) { messages(roomId: $r) { edges { cursor } } }", json!({ "r": room })).await;
         read.expect_code("FORBIDDEN");
     }
+
+    async fn my_events_reach_an_added_user_on_the_other_instance(db) {
+        let (a, b) = two_instances(&db).await;
+        let (hal, ivy) = (a.register("hal").await, a.register("ivy").await);
+        let mut ws = b.ws_ready(&ivy.access_token).await;
+        ws.subscribe("m", "subscription { myEvents { __typename ... on MemberJoined { roomId by { username } } ... on NewMessage { roomId preview } } }", json!({})).await;
+        ws.sync().await;
+        let room = a.create_room(&hal, "across", true).await;
+        a.add_members(&hal, &room, &[&ivy]).await.ok();
+        let added = ws.next("m").await;
+        assert_eq!(added["data"]["myEvents"], json!({ "__typename": "MemberJoined", "roomId": room, "by": { "username": "hal" } }));
+        a.send_message(&hal, &room, "over here").await;
+        let message = ws.next("m").await;
+        assert_eq!(message["data"]["myEvents"], json!({ "__typename": "NewMessage", "roomId": room, "preview": "over here" }));
+    }
+
+    async fn room_events_during_a_listener_gap_are_caught_up(db) {
+        let (a, b) = two_instances(&db).await;
+        let (uma, vic) = (a.register("uma").await, a.register("vic").await);
+        let room = a.create_room(&uma, "gaps", false).await;
+        let mut ws = a.ws_ready(&uma.access_token).await;
+        let query = "subscription($r: ID!) { roomEvents(roomId: $r) { __typename ... on MemberJoined { user { username } } ... on RoomUpdated { name } } }";
+        ws.subscribe("e", query, json!({ "r": room })).await;
+        ws.sync().await;
+        warm_pool(&b, &vic).await;
+        assert!(cut_listeners(&a).await >= 2);
+        // Unannounced, and nothing after them reveals the gap.
+        b.join_room(&vic, &room).await.ok();
+        b.gql(Some(&uma.access_token), "mutation($r: ID!) { updateRoom(roomId: $r, input: { name: \"quiet\" }) { id } }", json!({ "r": room })).await.ok();
+        restore_listeners(&a).await;
+        let first = ws.next("e").await;
+        assert_eq!(first["data"]["roomEvents"], json!({ "__typename": "MemberJoined", "user": { "username": "vic" } }));
+        let second = ws.next("e").await;
+        assert_eq!(second["data"]["roomEvents"], json!({ "__typename": "RoomUpdated", "name": "quiet" }));
+    }
+
+    async fn my_events_learn_the_rooms_joined_during_a_listener_gap(db) {
+        let (a, b) = two_instances(&db).await;
+        let (wyn, xia) = (a.register("wyn").await, a.register("xia").await);
+        let mut ws = a.ws_ready(&xia.access_token).await;
+        ws.subscribe("m", "subscription { myEvents { __typename ... on NewMessage { roomId preview } } }", json!({})).await;
+        ws.sync().await;
+        let room = b.create_room(&wyn, "added unheard", true).await;
+        warm_pool(&b, &wyn).await;
+        assert!(cut_listeners(&a).await >= 2);
+        b.add_members(&wyn, &room, &[&xia]).await.ok();
+        restore_listeners(&a).await;
+        a.ready_within(Duration::from_secs(10), |status, _| status == 200).await;
+        // myEvents replays nothing, but once its instance has caught up it knows xia is in
+        // the room: a message sent now reaches her.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let heard = loop {
+            assert!(Instant::now() < deadline, "no message from the room joined during the gap");
+            b.send_message(&wyn, &room, "found you").await;
+            if let Some(heard) = ws.next_within("m", Duration::from_millis(500)).await {
+                break heard;
+            }
+        };
+        assert_eq!(heard["data"]["myEvents"], json!({ "__typename": "NewMessage", "roomId": room, "preview": "found you" }));
+    }
 }

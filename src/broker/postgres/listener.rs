@@ -37,7 +37,7 @@ use super::{
     wire::{Wire, WireMessage, decode},
 };
 use crate::{
-    broker::{Authors, ChatMessage, Event, Hub, seal::Seal},
+    broker::{Authors, ChatMessage, Event, Hub, RoomEvent, seal::Seal},
     db::{QUERY_DEADLINE, postgres_options},
     entity::message,
 };
@@ -181,7 +181,7 @@ impl Listener {
         };
         let event = match wire {
             Wire::Message(message) => match timeout(QUERY_DEADLINE, self.complete(message)).await {
-                Ok(Ok(message)) => Event::Message(Arc::new(message)),
+                Ok(Ok(message)) => Event::Room(RoomEvent::Message(Arc::new(message))),
                 // Subscribers will find it in the database when they catch up.
                 Ok(Err(err)) => {
                     tracing::warn!(error = %err, "could not complete a message notification");
@@ -194,11 +194,7 @@ impl Listener {
                     return;
                 }
             },
-            Wire::Departed { r, u, w } => Event::Departed {
-                room_id: r,
-                user_id: u,
-                why: w,
-            },
+            Wire::Change(change) => Event::Room(RoomEvent::Change(Arc::new(change.into()))),
             Wire::RoomDeleted { r } => Event::RoomDeleted { room_id: r },
             Wire::Revoked { s } => Event::Revoked(s),
         };
@@ -212,6 +208,7 @@ impl Listener {
             i,
             r,
             s,
+            e,
             a,
             c,
             t,
@@ -222,6 +219,7 @@ impl Listener {
                 id: i,
                 room_id: r,
                 seq: s,
+                event_seq: e,
                 author_id: a,
                 body,
                 client_msg_id: c,

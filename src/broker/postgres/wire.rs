@@ -7,7 +7,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::broker::{ChatMessage, Departure, Event, seal::Seal};
+use crate::{
+    broker::{ChatMessage, Event, RoomEvent, seal::Seal},
+    entity::{
+        membership::RoomRole,
+        room_event::{self, EventKind, LeaveReason},
+    },
+};
 
 /// Postgres refuses payloads of 8000 bytes or more.
 const MAX_PAYLOAD: usize = 7900;
@@ -21,25 +27,21 @@ const REVOCATIONS_PER_NOTIFY: usize = 150;
 pub(super) enum Wire {
     #[serde(rename = "m")]
     Message(WireMessage),
-    #[serde(rename = "l")]
-    Departed {
-        r: Uuid,
-        u: Uuid,
-        #[serde(default)]
-        w: Departure,
-    },
+    #[serde(rename = "e")]
+    Change(WireChange),
     #[serde(rename = "d")]
     RoomDeleted { r: Uuid },
     #[serde(rename = "x")]
     Revoked { s: Vec<Uuid> },
 }
 
-/// A message: id, room, seq, author, client id, time, body.
+/// A message: id, room, seq, event seq, author, client id, time, body.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub(super) struct WireMessage {
     pub i: Uuid,
     pub r: Uuid,
     pub s: i64,
+    pub e: i64,
     pub a: Uuid,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub c: Option<String>,
@@ -49,20 +51,69 @@ pub(super) struct WireMessage {
     pub b: Option<String>,
 }
 
+/// Any other room event (`room_event::Model`): room, seq, kind, user, actor, role, reason,
+/// name, topic, time. Its name and topic are short enough to fit.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub(super) struct WireChange {
+    pub r: Uuid,
+    pub s: i64,
+    pub v: EventKind,
+    pub u: Uuid,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub a: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub o: Option<RoomRole>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub w: Option<LeaveReason>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub n: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p: Option<String>,
+    pub t: DateTime<Utc>,
+}
+
+impl From<&room_event::Model> for WireChange {
+    fn from(c: &room_event::Model) -> Self {
+        Self {
+            r: c.room_id,
+            s: c.seq,
+            v: c.kind,
+            u: c.user_id,
+            a: c.actor_id,
+            o: c.role,
+            w: c.reason,
+            n: c.name.clone(),
+            p: c.topic.clone(),
+            t: c.created_at,
+        }
+    }
+}
+
+impl From<WireChange> for room_event::Model {
+    fn from(c: WireChange) -> Self {
+        Self {
+            room_id: c.r,
+            seq: c.s,
+            kind: c.v,
+            user_id: c.u,
+            actor_id: c.a,
+            role: c.o,
+            reason: c.w,
+            name: c.n,
+            topic: c.p,
+            created_at: c.t,
+        }
+    }
+}
+
 /// The sealed payloads for `event`, each under the size limit.
 pub(super) fn encode(event: &Event, seal: &Seal) -> Vec<String> {
     let to_json = |wire: &Wire| serde_json::to_vec(wire).expect("wire events serialize");
     let plaintexts = match event {
-        Event::Message(chat) => vec![message(chat, to_json)],
-        Event::Departed {
-            room_id,
-            user_id,
-            why,
-        } => vec![to_json(&Wire::Departed {
-            r: *room_id,
-            u: *user_id,
-            w: *why,
-        })],
+        Event::Room(RoomEvent::Message(chat)) => vec![message(chat, to_json)],
+        Event::Room(RoomEvent::Change(change)) => {
+            vec![to_json(&Wire::Change(change.as_ref().into()))]
+        }
         Event::RoomDeleted { room_id } => vec![to_json(&Wire::RoomDeleted { r: *room_id })],
         Event::Revoked(sessions) => sessions
             .chunks(REVOCATIONS_PER_NOTIFY)
@@ -78,6 +129,7 @@ fn message(chat: &Arc<ChatMessage>, to_json: impl Fn(&Wire) -> Vec<u8>) -> Vec<u
         i: m.id,
         r: m.room_id,
         s: m.seq,
+        e: m.event_seq,
         a: m.author_id,
         c: m.client_msg_id.clone(),
         t: m.created_at,
@@ -112,11 +164,12 @@ mod tests {
     }
 
     fn chat(body: &str) -> Event {
-        Event::Message(Arc::new(ChatMessage {
+        Event::Room(RoomEvent::Message(Arc::new(ChatMessage {
             message: message::Model {
                 id: Uuid::now_v7(),
                 room_id: Uuid::now_v7(),
                 seq: 7,
+                event_seq: 9,
                 author_id: Uuid::now_v7(),
                 body: body.into(),
                 client_msg_id: Some("c-1".into()),
@@ -132,7 +185,7 @@ mod tests {
                 created_at: crate::entity::now(),
                 deleted_at: None,
             }),
-        }))
+        })))
     }
 
     #[test]
@@ -163,6 +216,29 @@ mod tests {
         let payloads = encode(&Event::Revoked(sessions), &seal());
         assert_eq!(payloads.len(), 7);
         assert!(payloads.iter().all(|p| p.len() <= MAX_PAYLOAD));
+    }
+
+    #[test]
+    fn room_changes_travel_whole() {
+        let change = room_event::Model {
+            room_id: Uuid::now_v7(),
+            seq: 12,
+            kind: EventKind::Left,
+            user_id: Uuid::now_v7(),
+            actor_id: Some(Uuid::now_v7()),
+            role: None,
+            reason: Some(LeaveReason::Banned),
+            name: None,
+            topic: Some("ü".repeat(500)),
+            created_at: crate::entity::now(),
+        };
+        let event = Event::Room(RoomEvent::Change(Arc::new(change.clone())));
+        let payloads = encode(&event, &seal());
+        assert!(payloads[0].len() <= MAX_PAYLOAD);
+        let Some(Wire::Change(wire)) = decode(&payloads[0], &seal()) else {
+            panic!("not a change");
+        };
+        assert_eq!(room_event::Model::from(wire), change);
     }
 
     #[test]

@@ -10,9 +10,9 @@ use uuid::Uuid;
 use super::{Auth, Viewer};
 use crate::{
     domain::{Password, Username},
-    entity::{membership, now, session, user},
+    entity::{now, session, user},
     error::{AppError, AppResult},
-    service::{begin_write, chat::hand_over, detached},
+    service::{begin_write, chat::leave_all, detached},
 };
 
 impl Auth {
@@ -63,19 +63,18 @@ impl Auth {
         })
         .exec(&txn)
         .await?;
-        let rooms: Vec<Uuid> = membership::Entity::delete_many()
-            .filter(membership::Column::UserId.eq(user_id))
-            .exec_with_returning(&txn)
-            .await?
-            .into_iter()
-            .map(|membership| membership.room_id)
-            .collect();
-        // The rooms it owned go to their next members.
-        hand_over(&txn, &rooms).await?;
+        // It leaves its rooms; those it owned go to their next members.
+        let left = leave_all(&txn, user_id).await?;
+        for event in &left {
+            self.broker.stage(&txn, event).await?;
+        }
         let sessions = self
             .revoke_in(&txn, session::Column::UserId.eq(user_id).into())
             .await?;
         txn.commit().await?;
+        for event in left {
+            self.broker.committed(event);
+        }
         self.revoked(&sessions);
         Ok(sessions.len())
     }

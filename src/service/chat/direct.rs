@@ -8,7 +8,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::{Chat, rooms::new_member};
+use super::{Chat, rooms::add_member};
 use crate::{
     entity::{
         membership::{self, RoomRole},
@@ -45,7 +45,7 @@ impl Chat {
         };
         let key = format!("{}:{}", first.id, second.id);
         let txn = begin_write(&self.writer).await?;
-        room::Entity::insert(room::ActiveModel {
+        let created = room::Entity::insert(room::ActiveModel {
             id: Set(Uuid::now_v7()),
             // What a direct room is called when the other member is gone; while they are
             // here, each member sees the other's name (see `direct_name`).
@@ -54,6 +54,7 @@ impl Chat {
             created_by: Set(viewer.user_id),
             created_at: Set(now()),
             last_seq: Set(0),
+            last_event_seq: Set(0),
             topic: Set(None),
             is_direct: Set(true),
             direct_key: Set(Some(key.clone())),
@@ -65,19 +66,25 @@ impl Chat {
         )
         .exec_without_returning(&txn)
         .await?;
-        let room = room::Entity::find()
-            .filter(room::Column::DirectKey.eq(key))
+        let room_id = room::Entity::find()
+            .filter(room::Column::DirectKey.eq(&key))
+            .one(&txn)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("direct room missing after its insert"))?
+            .id;
+        let mut events = Vec::new();
+        if created == 1 {
+            let by = Some(me.id);
+            for user_id in [me.id, other.id] {
+                let role = RoomRole::Member;
+                events.extend(add_member(&txn, room_id, user_id, role, by).await?);
+            }
+        }
+        let room = room::Entity::find_by_id(room_id)
             .one(&txn)
             .await?
             .ok_or_else(|| anyhow::anyhow!("direct room missing after its insert"))?;
-        membership::Entity::insert_many([
-            new_member(room.id, me.id, RoomRole::Member),
-            new_member(room.id, other.id, RoomRole::Member),
-        ])
-        .on_conflict_do_nothing()
-        .exec_without_returning(&txn)
-        .await?;
-        txn.commit().await?;
+        self.commit(txn, events).await?;
         Ok(room)
     }
 

@@ -1,9 +1,9 @@
-//! One subscriber's live view of a room: every message from `next_seq` on, exactly once, in
-//! seq order.
+//! One subscriber's live view of a room: every event (message or other change, see `events`)
+//! from `next_seq` on, exactly once, in event seq order.
 //!
 //! The live channel is fast but not complete: the Postgres listener can lose its connection,
 //! and with the in-memory broker two concurrent sends may be announced out of order. The
-//! database is complete. So the feed tracks the next seq it owes, delivers a live message only
+//! database is complete. So the feed tracks the next seq it owes, delivers a live event only
 //! when it is that one, skips what it already delivered, and reads any gap from the database,
 //! a batch at a time. Subscribing to the channel before the first read is what makes the
 //! hand-over from replay to live lossless.
@@ -22,21 +22,18 @@
 //! delivers nothing more, its connection is closed, and its client resumes with `after`.
 //! Catching it up from the database instead would cost a read per event for as long as it
 //! stays slow.
-use std::{collections::VecDeque, future::Future, sync::Arc};
+use std::{collections::VecDeque, future::Future};
 
 use futures_util::{Stream, stream};
 use sea_orm::{DatabaseConnection, EntityTrait};
 use tokio::sync::{OwnedSemaphorePermit, broadcast::error::RecvError, watch};
 use uuid::Uuid;
 
-use super::{
-    Subscriber,
-    messages::{CATCH_UP_BATCH, messages_from},
-};
+use super::{Subscriber, events::events_from, messages::CATCH_UP_BATCH};
 use crate::{
-    broker::{ChatMessage, Departure, RoomEvent, RoomSubscription},
+    broker::{RoomEvent, RoomNews, RoomSubscription},
     db::QUERY_DEADLINE,
-    entity::membership,
+    entity::{membership, room_event::LeaveReason},
     error::{AppError, AppResult},
 };
 
@@ -49,10 +46,10 @@ pub struct Feed {
     pub db: DatabaseConnection,
     pub room_id: Uuid,
     pub viewer_id: Uuid,
-    /// The seq of the next message this subscriber gets.
+    /// The event seq of the next event this subscriber gets.
     pub next_seq: i64,
-    /// The room's newest seq when the subscription started: anything up to it is replayed
-    /// from the database, anything after comes live.
+    /// The room's newest event seq when the subscription started: anything up to it is
+    /// replayed from the database, anything after comes live.
     pub last_seq: i64,
     pub live: RoomSubscription,
     pub resyncs: watch::Receiver<u64>,
@@ -64,7 +61,7 @@ pub struct Feed {
 enum Recheck {
     /// It may have missed something (a gap in seqs, a resync).
     Gap,
-    Departed(Departure),
+    Departed(LeaveReason),
     Deleted,
 }
 
@@ -84,14 +81,14 @@ struct State {
     mode: Mode,
     /// Why the viewer's membership must be read again before anything more is delivered.
     recheck: Option<Recheck>,
-    ready: VecDeque<Arc<ChatMessage>>,
+    ready: VecDeque<RoomEvent>,
     /// Held while catching up, until the feed is live again.
     turn: Option<OwnedSemaphorePermit>,
     /// Why the feed ended, once everything ready before that has been delivered.
     failure: Option<AppError>,
 }
 
-pub fn feed(feed: Feed) -> impl Stream<Item = AppResult<Arc<ChatMessage>>> {
+pub fn feed(feed: Feed) -> impl Stream<Item = AppResult<RoomEvent>> {
     // Replay first what was already stored after the cursor, if anything was.
     let mode = if feed.next_seq <= feed.last_seq {
         Mode::CatchUp { until: None }
@@ -108,8 +105,8 @@ pub fn feed(feed: Feed) -> impl Stream<Item = AppResult<Arc<ChatMessage>>> {
     };
     stream::unfold(state, |mut state| async move {
         loop {
-            if let Some(message) = state.ready.pop_front() {
-                return Some((Ok(message), state));
+            if let Some(event) = state.ready.pop_front() {
+                return Some((Ok(event), state));
             }
             if let Mode::Ended = state.mode {
                 state.turn = None;
@@ -183,22 +180,21 @@ impl State {
         }
         self.mode = Mode::Ended;
         let reason = match why {
-            Recheck::Departed(Departure::Left) => return Ok(()),
-            Recheck::Departed(Departure::Removed) => "you were removed from this room",
-            Recheck::Departed(Departure::Banned) => "you were banned from this room",
+            Recheck::Departed(LeaveReason::Left) => return Ok(()),
+            Recheck::Departed(LeaveReason::Removed) => "you were removed from this room",
+            Recheck::Departed(LeaveReason::Banned) => "you were banned from this room",
             Recheck::Deleted => "this room was deleted",
             Recheck::Gap => "you are no longer a member of this room",
         };
         Err(AppError::Forbidden(reason))
     }
 
-    fn on_event(&mut self, event: Result<RoomEvent, RecvError>) {
-        match event {
-            Ok(RoomEvent::Message(message)) => {
-                let seq = message.message.seq;
+    fn on_event(&mut self, news: Result<RoomNews, RecvError>) {
+        match news {
+            Ok(RoomNews::Event(event)) => {
+                let seq = event.seq();
                 if seq == self.feed.next_seq {
-                    self.feed.next_seq += 1;
-                    self.ready.push_back(message);
+                    self.deliver(event);
                 } else if seq > self.feed.next_seq {
                     // A gap. Seqs are assigned in commit order, so everything up to this one
                     // is committed: read it all from the database.
@@ -207,13 +203,7 @@ impl State {
                 }
                 // seq < next_seq: delivered already, by replay or catch-up.
             }
-            // Ends the feed once the database confirms it: the viewer may have joined again
-            // since, and the event may be an old one sent again.
-            Ok(RoomEvent::Departed { user_id, why }) if user_id == self.feed.viewer_id => {
-                self.recheck = Some(Recheck::Departed(why));
-            }
-            Ok(RoomEvent::Departed { .. }) => {}
-            Ok(RoomEvent::Deleted) => self.recheck = Some(Recheck::Deleted),
+            Ok(RoomNews::Deleted) => self.recheck = Some(Recheck::Deleted),
             Err(RecvError::Lagged(missed)) => {
                 metrics::counter!("chat_feed_lagged_total").increment(1);
                 tracing::debug!(room = %self.feed.room_id, missed, "subscriber fell behind");
@@ -224,36 +214,50 @@ impl State {
         }
     }
 
+    /// Queues the next event. The viewer's own departure is delivered, then ends the feed once
+    /// the database confirms it: they may have joined again since, and the event may be an
+    /// old one sent again.
+    fn deliver(&mut self, event: RoomEvent) {
+        self.feed.next_seq = event.seq() + 1;
+        if let Some(reason) = event.ended_membership_of(self.feed.viewer_id) {
+            self.recheck = Some(Recheck::Departed(reason));
+        }
+        self.ready.push_back(event);
+    }
+
     async fn read_batch(&mut self, until: Option<i64>) -> AppResult<()> {
         // Boxed: a query future is large, and inline it would size every idle subscription's
         // state for the rare moments it reads.
         let (db, room_id, from) = (&self.feed.db, self.feed.room_id, self.feed.next_seq);
-        let batch = Box::pin(retrying(room_id, || {
-            messages_from(db, room_id, from, CATCH_UP_BATCH)
+        let (batch, complete) = Box::pin(retrying(room_id, || {
+            events_from(db, room_id, from, CATCH_UP_BATCH)
         }))
         .await?;
         metrics::counter!("chat_catch_up_reads_total").increment(1);
-        let exhausted = (batch.len() as u64) < CATCH_UP_BATCH;
-        for message in batch {
-            if until.is_some_and(|until| message.message.seq > until) {
+        for event in batch {
+            if until.is_some_and(|until| event.seq() > until) {
                 break;
             }
-            self.feed.next_seq = message.message.seq + 1;
-            self.ready.push_back(Arc::new(message));
+            self.deliver(event);
+            if self.recheck.is_some() {
+                // The viewer left: nothing after that until the database says they are back.
+                return Ok(());
+            }
         }
-        if exhausted || until.is_some_and(|until| self.feed.next_seq > until) {
+        if complete || until.is_some_and(|until| self.feed.next_seq > until) {
             self.mode = Mode::Live;
         }
         Ok(())
     }
 }
 
-/// A read of the feed's. Catch-ups come in a burst after the database restarted, when the
+/// A read of a subscription's (a feed's, an inbox's), about `subject` (its room, its user), for
+/// the log. Catch-ups come in a burst after the database restarted, when the
 /// pool's connections are dead and each fails once before it is replaced, or after a network
 /// outage, when a dead connection may not answer at all: a read that fails or takes longer
 /// than `QUERY_DEADLINE` is worth repeating before the subscription gives up.
-async fn retrying<T, F: Future<Output = AppResult<T>>>(
-    room_id: Uuid,
+pub(super) async fn retrying<T, F: Future<Output = AppResult<T>>>(
+    subject: Uuid,
     mut read: impl FnMut() -> F,
 ) -> AppResult<T> {
     let mut attempt = 0;
@@ -267,7 +271,7 @@ async fn retrying<T, F: Future<Output = AppResult<T>>>(
             return Err(error);
         }
         attempt += 1;
-        tracing::debug!(room = %room_id, %error, attempt, "a feed's read failed; retrying");
+        tracing::debug!(%subject, %error, attempt, "a subscription's read failed; retrying");
         tokio::time::sleep(RETRY_DELAY * attempt).await;
     }
 }

@@ -1,12 +1,12 @@
 //! A room's members: adding them (the way into a private room), removing and banning them,
 //! ranking them, and listing them and the bans.
-use std::{collections::BTreeSet, sync::Arc};
+use std::collections::BTreeSet;
 
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, Order, PaginatorTrait, QueryFilter,
-    QuerySelect,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, ExprTrait, Order,
+    PaginatorTrait, QueryFilter, QuerySelect,
     sea_query::{Expr, Query, QueryStatementBuilder},
 };
 use uuid::Uuid;
@@ -14,17 +14,20 @@ use uuid::Uuid;
 use super::{
     Chat,
     access::{Action, outranks, room_access},
-    rooms::{end_membership, new_member},
+    events::Change,
+    rooms::{add_member, end_membership},
 };
 use crate::{
-    broker::{Departure, Event},
+    broker::Event,
     domain::Note,
     entity::{
         membership::{self, RoomRole},
-        now, room, room_ban, user,
+        now, room, room_ban,
+        room_event::LeaveReason,
+        user,
     },
     error::{AppError, AppResult},
-    service::{Window, after_id, auth::Viewer, detached},
+    service::{Window, after_id, auth::Viewer},
 };
 
 /// Users added at once, at most: what one `addMembers` may ask for.
@@ -75,109 +78,82 @@ impl Chat {
                 "banned users cannot be added until they are unbanned",
             ));
         }
-        if !wanted.is_empty() {
-            membership::Entity::insert_many(
-                wanted
-                    .iter()
-                    .map(|&id| new_member(room_id, id, RoomRole::Member)),
-            )
-            .on_conflict_do_nothing()
-            .exec_without_returning(&txn)
-            .await?;
+        let mut events = Vec::new();
+        for &user_id in &wanted {
+            let by = Some(viewer.user_id);
+            events.extend(add_member(&txn, room_id, user_id, RoomRole::Member, by).await?);
         }
-        txn.commit().await?;
+        self.commit(txn, events).await?;
         Ok(access.room)
     }
 
     /// Removes a member of a lower role (OWNER and ADMIN); their subscriptions to the room end
     /// with FORBIDDEN, on every instance. False if they were not a member.
     pub async fn remove_member(
-        self: &Arc<Self>,
+        &self,
         viewer: &Viewer,
         room_id: Uuid,
         user_id: Uuid,
     ) -> AppResult<bool> {
         not_yourself(viewer, user_id)?;
-        let (this, actor) = (self.clone(), viewer.user_id);
-        detached(async move {
-            let (txn, access) = this.begin_on(room_id, actor, Action::Moderate).await?;
-            let Some(target) = role_of(&txn, room_id, user_id).await? else {
-                return Ok(false);
-            };
-            outranks(access.role, Some(target))?;
-            end_membership(&txn, room_id, user_id).await?;
-            let why = Departure::Removed;
-            this.commit(
-                txn,
-                vec![Event::Departed {
-                    room_id,
-                    user_id,
-                    why,
-                }],
-            )
-            .await?;
-            Ok(true)
-        })
-        .await
+        let actor = viewer.user_id;
+        let (txn, access) = self.begin_on(room_id, actor, Action::Moderate).await?;
+        let Some(target) = role_of(&txn, room_id, user_id).await? else {
+            return Ok(false);
+        };
+        outranks(access.role, Some(target))?;
+        let reason = LeaveReason::Removed;
+        let events = end_membership(&txn, room_id, user_id, reason, Some(actor)).await?;
+        self.commit(txn, events).await?;
+        Ok(true)
     }
 
     /// Bans a user from a room (OWNER and ADMIN, over lower roles), removing them if they are
     /// a member: they cannot join or be added until unbanned. Banning again updates the
     /// reason. False if they were banned already.
     pub async fn ban_member(
-        self: &Arc<Self>,
+        &self,
         viewer: &Viewer,
         room_id: Uuid,
         user_id: Uuid,
         reason: Option<Note>,
     ) -> AppResult<bool> {
         not_yourself(viewer, user_id)?;
-        let (this, actor) = (self.clone(), viewer.user_id);
-        detached(async move {
-            let (txn, access) = this.begin_on(room_id, actor, Action::Moderate).await?;
-            let user = this.users.get(user_id).await?;
-            if user.is_none_or(|user| user.deleted_at.is_some()) {
-                return Err(AppError::NotFound("user"));
+        let actor = viewer.user_id;
+        let (txn, access) = self.begin_on(room_id, actor, Action::Moderate).await?;
+        let user = self.users.get(user_id).await?;
+        if user.is_none_or(|user| user.deleted_at.is_some()) {
+            return Err(AppError::NotFound("user"));
+        }
+        let target = role_of(&txn, room_id, user_id).await?;
+        outranks(access.role, target)?;
+        let existing = room_ban::Entity::find_by_id((room_id, user_id))
+            .one(&txn)
+            .await?;
+        let reason = reason.map(Note::into_inner);
+        let newly = existing.is_none();
+        match existing {
+            Some(ban) => {
+                let mut ban: room_ban::ActiveModel = ban.into();
+                ban.reason = Set(reason);
+                ban.update(&txn).await?;
             }
-            let target = role_of(&txn, room_id, user_id).await?;
-            outranks(access.role, target)?;
-            let existing = room_ban::Entity::find_by_id((room_id, user_id))
-                .one(&txn)
+            None => {
+                room_ban::ActiveModel {
+                    room_id: Set(room_id),
+                    user_id: Set(user_id),
+                    banned_by: Set(Some(actor)),
+                    reason: Set(reason),
+                    banned_at: Set(now()),
+                }
+                .insert(&txn)
                 .await?;
-            let reason = reason.map(Note::into_inner);
-            let newly = existing.is_none();
-            match existing {
-                Some(ban) => {
-                    let mut ban: room_ban::ActiveModel = ban.into();
-                    ban.reason = Set(reason);
-                    ban.update(&txn).await?;
-                }
-                None => {
-                    room_ban::ActiveModel {
-                        room_id: Set(room_id),
-                        user_id: Set(user_id),
-                        banned_by: Set(Some(actor)),
-                        reason: Set(reason),
-                        banned_at: Set(now()),
-                    }
-                    .insert(&txn)
-                    .await?;
-                }
             }
-            let mut events = Vec::new();
-            if target.is_some() {
-                end_membership(&txn, room_id, user_id).await?;
-                let why = Departure::Banned;
-                events.push(Event::Departed {
-                    room_id,
-                    user_id,
-                    why,
-                });
-            }
-            this.commit(txn, events).await?;
-            Ok(newly)
-        })
-        .await
+        }
+        let reason = LeaveReason::Banned;
+        let events = end_membership(&txn, room_id, user_id, reason, Some(actor)).await?;
+        self.commit(txn, events).await?;
+        Ok(newly)
     }
 
     /// Lifts a ban (OWNER and ADMIN). False if there was none.
@@ -219,13 +195,26 @@ impl Chat {
             .one(&txn)
             .await?
             .ok_or_else(|| AppError::bad_input("userId", "not a member of this room"))?;
+        if member.role == role {
+            txn.commit().await?;
+            return Ok(member);
+        }
+        let by = Some(viewer.user_id);
+        let mut events = Vec::new();
         if role == RoomRole::Owner {
             set_role(&txn, room_id, viewer.user_id, RoomRole::Admin).await?;
+            let change = Change::role_changed(room_id, viewer.user_id, RoomRole::Admin, None);
+            events.push(change.record(&txn).await?);
         }
         let mut member: membership::ActiveModel = member.into();
         member.role = Set(role);
         let member = member.update(&txn).await?;
-        txn.commit().await?;
+        events.push(
+            Change::role_changed(room_id, user_id, role, by)
+                .record(&txn)
+                .await?,
+        );
+        self.commit(txn, events).await?;
         Ok(member)
     }
 
@@ -305,10 +294,27 @@ async fn set_role(
     Ok(())
 }
 
-/// Gives each of `rooms` left with members but no OWNER (its owner left, was removed, or
-/// deleted their account) to its longest-standing ADMIN, else its longest-standing MEMBER.
-/// Direct rooms have no owner to give.
-pub(crate) async fn hand_over(db: &impl ConnectionTrait, rooms: &[Uuid]) -> AppResult<()> {
+/// Ends every membership of `user_id` (whose account is being deleted), handing over the
+/// rooms they owned: the events to announce once `txn` commits.
+pub(crate) async fn leave_all(txn: &DatabaseTransaction, user_id: Uuid) -> AppResult<Vec<Event>> {
+    let rooms: Vec<Uuid> = membership::Entity::find()
+        .select_only()
+        .column(membership::Column::RoomId)
+        .filter(membership::Column::UserId.eq(user_id))
+        .into_tuple()
+        .all(txn)
+        .await?;
+    let mut events = Vec::new();
+    for room_id in rooms {
+        events.extend(end_membership(txn, room_id, user_id, LeaveReason::Left, None).await?);
+    }
+    Ok(events)
+}
+
+/// Gives each of `rooms` left with members but no OWNER (its owner left or was removed) to its
+/// longest-standing ADMIN, else its longest-standing MEMBER: the events to announce. Direct
+/// rooms have no owner to give.
+pub(super) async fn hand_over(db: &impl ConnectionTrait, rooms: &[Uuid]) -> AppResult<Vec<Event>> {
     let m = |column| (membership::Entity, column);
     let owner = Query::select()
         .expr(Expr::val(1))
@@ -344,7 +350,7 @@ pub(crate) async fn hand_over(db: &impl ConnectionTrait, rooms: &[Uuid]) -> AppR
         .order_by((Alias::Heir, membership::Column::UserId), Order::Asc)
         .limit(1)
         .to_owned();
-    membership::Entity::update_many()
+    let heirs = membership::Entity::update_many()
         .col_expr(membership::Column::Role, Expr::value(RoomRole::Owner))
         .filter(membership::Column::RoomId.is_in(rooms.iter().copied()))
         .filter(Expr::exists(owner).not())
@@ -353,9 +359,14 @@ pub(crate) async fn hand_over(db: &impl ConnectionTrait, rooms: &[Uuid]) -> AppR
             None,
             Box::new(heir.into_sub_query_statement()),
         )))
-        .exec(db)
+        .exec_with_returning(db)
         .await?;
-    Ok(())
+    let mut events = Vec::new();
+    for heir in heirs {
+        let change = Change::role_changed(heir.room_id, heir.user_id, RoomRole::Owner, None);
+        events.push(change.record(db).await?);
+    }
+    Ok(events)
 }
 
 #[derive(sea_orm::DeriveIden)]

@@ -1,21 +1,19 @@
-//! A room's messages: history pages, sending (numbered by the room's `seq`, idempotent by
-//! `clientMsgId`), and subscribing.
+//! A room's messages: history pages, and sending (numbered by the room's `seq`, idempotent by
+//! `clientMsgId`).
 use std::{net::IpAddr, sync::Arc};
 
-use futures_util::Stream;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, ExprTrait,
-    QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, ExprTrait, QueryFilter,
+    QueryOrder, QuerySelect, sea_query::Expr,
 };
 use uuid::Uuid;
 
 use super::{
-    Chat, ChatMessage, Subscriber,
+    Chat, ChatMessage,
     access::{Action, room_access},
-    feed,
 };
 use crate::{
-    broker::Event,
+    broker::{Event, RoomEvent},
     domain::{ClientMsgId, MessageBody},
     entity::{message, now, room, user},
     error::{AppError, AppResult},
@@ -107,24 +105,30 @@ impl Chat {
     /// The transaction of a send, and its announcement.
     async fn store(&self, author: Arc<user::Model>, new: NewMessage) -> AppResult<ChatMessage> {
         let txn = begin_write(&self.writer).await?;
-        // The increment comes first: it takes the room's row lock (SQLite: the write lock) for
-        // the rest of the transaction, so concurrent sends get consecutive seqs in commit
-        // order, and a send that fails rolls its seq back: no gaps.
-        let seq = room::Entity::update_many()
+        // The increments come first: they take the room's row lock (SQLite: the write lock)
+        // for the rest of the transaction, so concurrent sends get consecutive seqs in commit
+        // order, and a send that fails rolls its seqs back: no gaps. A message has two: its
+        // place among the messages, and in the room's event stream (see `events`).
+        let (seq, event_seq) = room::Entity::update_many()
             .col_expr(
                 room::Column::LastSeq,
                 Expr::col(room::Column::LastSeq).add(1),
+            )
+            .col_expr(
+                room::Column::LastEventSeq,
+                Expr::col(room::Column::LastEventSeq).add(1),
             )
             .filter(room::Column::Id.eq(new.room_id))
             .exec_with_returning(&txn)
             .await?
             .first()
-            .map(|r| r.last_seq)
+            .map(|r| (r.last_seq, r.last_event_seq))
             .ok_or(AppError::NotFound("room"))?;
         let inserted = message::ActiveModel {
             id: Set(Uuid::now_v7()),
             room_id: Set(new.room_id),
             seq: Set(seq),
+            event_seq: Set(event_seq),
             author_id: Set(author.id),
             body: Set(new.body.into_inner()),
             client_msg_id: Set(new.client_msg_id.as_ref().map(|c| c.as_str().to_owned())),
@@ -155,47 +159,11 @@ impl Chat {
             message: stored,
             author,
         };
-        let event = Event::Message(Arc::new(sent.clone()));
+        let event = Event::Room(RoomEvent::Message(Arc::new(sent.clone())));
         self.broker.stage(&txn, &event).await?;
         txn.commit().await?;
         self.broker.committed(event);
         Ok(sent)
-    }
-
-    /// The room's messages after seq `after` (or from now on), live, for one of `subscriber`'s
-    /// subscriptions: see `feed`.
-    pub async fn subscribe(
-        &self,
-        viewer: &Viewer,
-        room_id: Uuid,
-        after: Option<i64>,
-        subscriber: Subscriber,
-    ) -> AppResult<impl Stream<Item = AppResult<Arc<ChatMessage>>> + use<>> {
-        // Subscribe before reading where the room is: whatever commits after this is in the
-        // channel, whatever committed before is in the database.
-        let live = self.hub.subscribe(room_id);
-        let access = room_access(&self.db, room_id, viewer.user_id).await?;
-        Action::Take.check(&access)?;
-        let room = access.room;
-        // No message has a seq past the room's last: such a cursor was never handed out, and
-        // taken at its word it would skip every message up to it as delivered.
-        if after.is_some_and(|after| after > room.last_seq) {
-            return Err(AppError::bad_input(
-                "after",
-                "the cursor is past the newest message of this room",
-            ));
-        }
-        Ok(feed::feed(feed::Feed {
-            db: self.db.clone(),
-            room_id,
-            viewer_id: viewer.user_id,
-            // Without a cursor: from the next message on.
-            next_seq: Ord::max(after.unwrap_or(room.last_seq), 0) + 1,
-            last_seq: room.last_seq,
-            live,
-            resyncs: self.hub.resyncs(),
-            subscriber,
-        }))
     }
 
     async fn find_sent(
@@ -229,30 +197,12 @@ fn same_room(
     })
 }
 
-fn with_author((message, author): (message::Model, Option<user::Model>)) -> AppResult<ChatMessage> {
+pub(super) fn with_author(
+    (message, author): (message::Model, Option<user::Model>),
+) -> AppResult<ChatMessage> {
     let author = author.ok_or_else(|| anyhow::anyhow!("message {} has no author", message.id))?;
     Ok(ChatMessage {
         message,
         author: Arc::new(author),
     })
-}
-
-/// Messages of `room_id` from seq `from` on, oldest first, at most `limit`.
-pub(super) async fn messages_from(
-    db: &DatabaseConnection,
-    room_id: Uuid,
-    from: i64,
-    limit: u64,
-) -> AppResult<Vec<ChatMessage>> {
-    message::Entity::find()
-        .find_also_related(user::Entity)
-        .filter(message::Column::RoomId.eq(room_id))
-        .filter(message::Column::Seq.gte(from))
-        .order_by_asc(message::Column::Seq)
-        .limit(limit)
-        .all(db)
-        .await?
-        .into_iter()
-        .map(with_author)
-        .collect()
 }

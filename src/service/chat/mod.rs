@@ -1,10 +1,13 @@
 //! Rooms, membership and messages: `rooms` creates, lists, joins, leaves, changes and deletes
 //! them; `members` adds, removes, bans and ranks their members; `direct` opens the room of two
-//! users; `messages` reads history, sends, and subscribes (a subscription's live view is a
-//! `feed`). Who may do what is `access`.
+//! users; `messages` reads history and sends. Everything that happens in a room is an event of
+//! its stream (`events`), which a subscription follows as a `feed`; a user's `inbox` follows
+//! all their rooms at once. Who may do what is `access`.
 mod access;
 mod direct;
+mod events;
 mod feed;
+mod inbox;
 mod members;
 mod messages;
 mod rooms;
@@ -28,7 +31,8 @@ use crate::{
         user::Users,
     },
 };
-pub(crate) use members::hand_over;
+pub use events::After;
+pub(crate) use members::leave_all;
 pub use members::{MAX_ADDED, RoomMember};
 pub use messages::NewMessage;
 pub use rooms::RoomChange;

@@ -1,11 +1,10 @@
 //! Creating, listing, joining, leaving, changing and deleting rooms.
-use std::sync::Arc;
 
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, ExprTrait, JoinType,
-    QueryFilter, QuerySelect, RelationTrait,
+    QueryFilter, QuerySelect, RelationTrait, TryInsertResult,
     sea_query::{Expr, Func, LikeExpr, Query},
 };
 use uuid::Uuid;
@@ -13,14 +12,16 @@ use uuid::Uuid;
 use super::{
     Chat,
     access::{Action, RoomAccess, room_access, room_access_for_update},
+    events::Change,
     members::hand_over,
 };
 use crate::{
-    broker::{Departure, Event},
+    broker::Event,
     domain::{Note, RoomName},
     entity::{
         membership::{self, RoomRole},
         now, room,
+        room_event::LeaveReason,
     },
     error::AppResult,
     service::{Window, after_id, auth::Viewer, begin_write, detached},
@@ -49,15 +50,20 @@ impl Chat {
             created_by: Set(viewer.user_id),
             created_at: Set(now()),
             last_seq: Set(0),
+            last_event_seq: Set(0),
             topic: Set(None),
             is_direct: Set(false),
             direct_key: Set(None),
         }
         .insert(&txn)
         .await?;
-        add_member(&txn, created.id, viewer.user_id, RoomRole::Owner).await?;
-        txn.commit().await?;
-        Ok(created)
+        let joined = add_member(&txn, created.id, viewer.user_id, RoomRole::Owner, None).await?;
+        let room = room::Entity::find_by_id(created.id)
+            .one(&txn)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("room missing after its insert"))?;
+        self.commit(txn, joined.into_iter().collect()).await?;
+        Ok(room)
     }
 
     /// Joins a public room (joining twice is fine). Private rooms are joined by invitation
@@ -67,40 +73,29 @@ impl Chat {
         if access.role.is_some() {
             return Ok(access.room);
         }
-        Action::Join.check(&access)?;
-        membership::Entity::insert(new_member(room_id, viewer.user_id, RoomRole::Member))
-            .on_conflict_do_nothing()
-            .exec_without_returning(&self.writer)
-            .await?;
+        let (txn, access) = self.begin_on(room_id, viewer.user_id, Action::Join).await?;
+        let joined = add_member(&txn, room_id, viewer.user_id, RoomRole::Member, None).await?;
+        self.commit(txn, joined.into_iter().collect()).await?;
         Ok(access.room)
     }
 
     /// Leaves a room; the viewer's subscriptions to it end, on every instance. An OWNER who
     /// leaves hands the room to the longest-standing ADMIN, else MEMBER. False if not a
     /// member.
-    pub async fn leave_room(self: &Arc<Self>, viewer: &Viewer, room_id: Uuid) -> AppResult<bool> {
+    pub async fn leave_room(&self, viewer: &Viewer, room_id: Uuid) -> AppResult<bool> {
         let access = room_access(&self.db, room_id, viewer.user_id).await?;
         if access.role.is_none() {
             return Ok(false);
         }
         Action::Leave.check(&access)?;
-        let (this, user_id) = (self.clone(), viewer.user_id);
-        detached(async move {
-            let txn = begin_write(&this.writer).await?;
-            let left = end_membership(&txn, room_id, user_id).await?;
-            if !left {
-                return Ok(false);
-            }
-            let why = Departure::Left;
-            let events = vec![Event::Departed {
-                room_id,
-                user_id,
-                why,
-            }];
-            this.commit(txn, events).await?;
-            Ok(true)
-        })
-        .await
+        let txn = begin_write(&self.writer).await?;
+        let reason = LeaveReason::Left;
+        let events = end_membership(&txn, room_id, viewer.user_id, reason, None).await?;
+        if events.is_empty() {
+            return Ok(false);
+        }
+        self.commit(txn, events).await?;
+        Ok(true)
     }
 
     /// Renames a room or sets its topic (OWNER and ADMIN).
@@ -120,24 +115,28 @@ impl Chat {
         if let Some(topic) = change.topic {
             room.topic = Set(topic.map(Note::into_inner));
         }
+        // The event first: it counts the room's events, which the update returns.
+        let event = Change::room_updated(
+            room_id,
+            viewer.user_id,
+            room.name.as_ref(),
+            room.topic.as_ref().as_deref(),
+        )
+        .record(&txn)
+        .await?;
         let updated = room.update(&txn).await?;
-        txn.commit().await?;
+        self.commit(txn, vec![event]).await?;
         Ok(updated)
     }
 
     /// Deletes a room with its members, bans and history (OWNER). Its members' subscriptions
     /// end with FORBIDDEN, on every instance.
-    pub async fn delete_room(self: &Arc<Self>, viewer: &Viewer, room_id: Uuid) -> AppResult<bool> {
-        let this = self.clone();
-        let user_id = viewer.user_id;
-        detached(async move {
-            let (txn, _) = this.begin_on(room_id, user_id, Action::Own).await?;
-            room::Entity::delete_by_id(room_id).exec(&txn).await?;
-            this.commit(txn, vec![Event::RoomDeleted { room_id }])
-                .await?;
-            Ok(true)
-        })
-        .await
+    pub async fn delete_room(&self, viewer: &Viewer, room_id: Uuid) -> AppResult<bool> {
+        let (txn, _) = self.begin_on(room_id, viewer.user_id, Action::Own).await?;
+        room::Entity::delete_by_id(room_id).exec(&txn).await?;
+        self.commit(txn, vec![Event::RoomDeleted { room_id }])
+            .await?;
+        Ok(true)
     }
 
     /// Rooms the viewer is a member of, in creation order, after `after`.
@@ -202,20 +201,25 @@ impl Chat {
         Ok((txn, access))
     }
 
-    /// Stages `events` in the transaction, commits it, and announces them.
+    /// Stages `events` in the transaction, commits it, and announces them, to the end
+    /// whatever becomes of the request (`detached`): what commits is announced.
     pub(super) async fn commit(
         &self,
         txn: DatabaseTransaction,
         events: Vec<Event>,
     ) -> AppResult<()> {
-        for event in &events {
-            self.broker.stage(&txn, event).await?;
-        }
-        txn.commit().await?;
-        for event in events {
-            self.broker.committed(event);
-        }
-        Ok(())
+        let broker = self.broker.clone();
+        detached(async move {
+            for event in &events {
+                broker.stage(&txn, event).await?;
+            }
+            txn.commit().await?;
+            for event in events {
+                broker.committed(event);
+            }
+            Ok(())
+        })
+        .await
     }
 }
 
@@ -240,24 +244,37 @@ pub(super) fn new_member(room_id: Uuid, user_id: Uuid, role: RoomRole) -> member
     }
 }
 
-async fn add_member(
-    conn: &impl ConnectionTrait,
+/// Makes `user_id` a member, unless they are one: the event to announce if they were not.
+pub(super) async fn add_member(
+    txn: &impl ConnectionTrait,
     room_id: Uuid,
     user_id: Uuid,
     role: RoomRole,
-) -> AppResult<()> {
-    membership::Entity::insert(new_member(room_id, user_id, role))
-        .exec_without_returning(conn)
+    by: Option<Uuid>,
+) -> AppResult<Option<Event>> {
+    let added = membership::Entity::insert(new_member(room_id, user_id, role))
+        .on_conflict_do_nothing()
+        .exec_without_returning(txn)
         .await?;
-    Ok(())
+    if !matches!(added, TryInsertResult::Inserted(1..)) {
+        return Ok(None);
+    }
+    Ok(Some(
+        Change::joined(room_id, user_id, role, by)
+            .record(txn)
+            .await?,
+    ))
 }
 
-/// Removes a membership, handing the room over if it was its OWNER's. False if there was none.
+/// Ends a membership, handing the room over if it was its OWNER's: the events to announce,
+/// none if there was no such membership.
 pub(super) async fn end_membership(
     txn: &DatabaseTransaction,
     room_id: Uuid,
     user_id: Uuid,
-) -> AppResult<bool> {
+    reason: LeaveReason,
+    by: Option<Uuid>,
+) -> AppResult<Vec<Event>> {
     let removed = membership::Entity::delete_many()
         .filter(membership::Column::RoomId.eq(room_id))
         .filter(membership::Column::UserId.eq(user_id))
@@ -265,8 +282,13 @@ pub(super) async fn end_membership(
         .await?
         .rows_affected;
     if removed == 0 {
-        return Ok(false);
+        return Ok(Vec::new());
     }
-    hand_over(txn, &[room_id]).await?;
-    Ok(true)
+    let mut events = vec![
+        Change::left(room_id, user_id, reason, by)
+            .record(txn)
+            .await?,
+    ];
+    events.extend(hand_over(txn, &[room_id]).await?);
+    Ok(events)
 }

@@ -1,6 +1,7 @@
 //! Rooms, membership, sending and history over HTTP: createRoom, joinRoom, leaveRoom, rooms,
 //! publicRooms, room, sendMessage (seq numbering, idempotency) and messages pagination.
 mod direct;
+mod events;
 mod history;
 mod members;
 mod permissions;

@@ -1,0 +1,361 @@
+//! A room's event stream (`roomEvents`) and a user's (`myEvents`): what they carry and the
+//! subscriptions themselves.
+use std::sync::Arc;
+
+use async_graphql::{Context, Enum, ID, Object, Subscription, Union, connection::CursorType};
+use chrono::{DateTime, Utc};
+use futures_util::{Stream, StreamExt, future};
+
+use super::{
+    guard::{SignedIn, viewer},
+    member::{RoomRole, user},
+    message::{Message, MessageCursor},
+    pagination::cursor,
+    parse_id,
+    room::Room,
+    state, to_int,
+    user::User,
+};
+use crate::{
+    broker::{self, Mine},
+    entity::room_event::{self, EventKind},
+    error::{AppError, AppResult},
+    service::chat::{After, ChatMessage, Subscriber},
+};
+
+cursor!(
+    /// A position in a room's event stream: the event's seq there.
+    EventCursor(i64),
+    "event"
+);
+
+/// Something that happened in a room, in the order it happened.
+#[derive(Union)]
+pub enum RoomEvent {
+    MessageAdded(MessageAdded),
+    MemberJoined(MemberJoined),
+    MemberLeft(MemberLeft),
+    MemberRoleChanged(MemberRoleChanged),
+    RoomUpdated(RoomUpdated),
+}
+
+impl From<broker::RoomEvent> for RoomEvent {
+    fn from(event: broker::RoomEvent) -> Self {
+        match event {
+            broker::RoomEvent::Message(message) => RoomEvent::MessageAdded(MessageAdded(message)),
+            broker::RoomEvent::Change(change) => match change.kind {
+                EventKind::Joined => RoomEvent::MemberJoined(MemberJoined(change)),
+                EventKind::Left => RoomEvent::MemberLeft(MemberLeft(change)),
+                EventKind::RoleChanged => RoomEvent::MemberRoleChanged(MemberRoleChanged(change)),
+                EventKind::RoomUpdated => RoomEvent::RoomUpdated(RoomUpdated(change)),
+            },
+        }
+    }
+}
+
+/// What a user's list of rooms needs to stay current, from all their rooms at once.
+#[derive(Union)]
+pub enum MyEvent {
+    NewMessage(NewMessage),
+    /// The viewer joined a room, or was added to one.
+    MemberJoined(MemberJoined),
+    /// The viewer left a room, or was removed or banned from one.
+    MemberLeft(MemberLeft),
+    /// The viewer's role in a room changed.
+    MemberRoleChanged(MemberRoleChanged),
+    RoomUpdated(RoomUpdated),
+    RoomDeleted(RoomDeleted),
+}
+
+impl From<Mine> for MyEvent {
+    fn from(mine: Mine) -> Self {
+        match mine {
+            Mine::Event(broker::RoomEvent::Message(message)) => {
+                MyEvent::NewMessage(NewMessage(message))
+            }
+            Mine::Event(event) => match RoomEvent::from(event) {
+                RoomEvent::MemberJoined(e) => MyEvent::MemberJoined(e),
+                RoomEvent::MemberLeft(e) => MyEvent::MemberLeft(e),
+                RoomEvent::MemberRoleChanged(e) => MyEvent::MemberRoleChanged(e),
+                RoomEvent::RoomUpdated(e) => MyEvent::RoomUpdated(e),
+                RoomEvent::MessageAdded(e) => MyEvent::NewMessage(NewMessage(e.0)),
+            },
+            Mine::RoomDeleted(room_id) => MyEvent::RoomDeleted(RoomDeleted(room_id)),
+        }
+    }
+}
+
+/// A type for one kind of stored room event: the fields they all have, and its own.
+macro_rules! room_change {
+    ($(#[$doc:meta])* $name:ident { $($own:tt)* }) => {
+        $(#[$doc])*
+        pub struct $name(Arc<room_event::Model>);
+
+        #[Object]
+        impl $name {
+            async fn room_id(&self) -> ID {
+                ID(self.0.room_id.to_string())
+            }
+
+            /// This event's position, for `roomEvents(after:)`.
+            async fn cursor(&self) -> String {
+                EventCursor(self.0.seq).encode_cursor()
+            }
+
+            async fn at(&self) -> DateTime<Utc> {
+                self.0.created_at
+            }
+
+            /// Whom it is about (for RoomUpdated: who changed the room).
+            async fn user(&self, ctx: &Context<'_>) -> AppResult<User> {
+                user(ctx, self.0.user_id).await
+            }
+
+            /// Who did it, when it was somebody else: null when the user did it themself, or
+            /// the server did (handing a room over when its OWNER goes).
+            async fn by(&self, ctx: &Context<'_>) -> AppResult<Option<User>> {
+                match self.0.actor_id {
+                    Some(id) => Ok(Some(user(ctx, id).await?)),
+                    None => Ok(None),
+                }
+            }
+
+            $($own)*
+        }
+    };
+}
+
+room_change!(
+    /// A member joined, was added, or was in a direct room as it was opened.
+    MemberJoined {
+        async fn role(&self) -> AppResult<RoomRole> {
+            Ok(self.0.role.ok_or_else(|| missing(&self.0, "role"))?.into())
+        }
+
+        /// The room as it is now; null if the viewer can no longer read it.
+        async fn room(&self, ctx: &Context<'_>) -> AppResult<Option<Room>> {
+            let chat = &state(ctx)?.chat;
+            match chat.readable_room(viewer(ctx)?, self.0.room_id).await {
+                Ok(room) => Ok(Some(Room(room))),
+                Err(AppError::NotFound(_) | AppError::Forbidden(_)) => Ok(None),
+                Err(err) => Err(err),
+            }
+        }
+    }
+);
+
+room_change!(
+    /// A member left, or was removed or banned.
+    MemberLeft {
+        async fn reason(&self) -> LeaveReason {
+            self.0.reason.unwrap_or(room_event::LeaveReason::Left).into()
+        }
+    }
+);
+
+room_change!(
+    /// A member's role changed. Handing a room over changes two: the new OWNER's and the old
+    /// one's (to ADMIN, or gone with them).
+    MemberRoleChanged {
+        async fn role(&self) -> AppResult<RoomRole> {
+            Ok(self.0.role.ok_or_else(|| missing(&self.0, "role"))?.into())
+        }
+    }
+);
+
+room_change!(
+    /// The room's name or topic changed: these are its settings from then on.
+    RoomUpdated {
+        async fn name(&self) -> &str {
+            self.0.name.as_deref().unwrap_or_default()
+        }
+
+        async fn topic(&self) -> Option<&str> {
+            self.0.topic.as_deref()
+        }
+    }
+);
+
+fn missing(event: &room_event::Model, field: &str) -> AppError {
+    anyhow::anyhow!("room event {}/{} has no {field}", event.room_id, event.seq).into()
+}
+
+/// How a membership ended.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "crate::entity::room_event::LeaveReason")]
+pub enum LeaveReason {
+    /// The member left (`leaveRoom`, or deleted their account).
+    Left,
+    /// An OWNER or ADMIN removed them (`removeMember`).
+    Removed,
+    /// An OWNER or ADMIN banned them (`banMember`).
+    Banned,
+}
+
+/// A message was sent.
+pub struct MessageAdded(Arc<ChatMessage>);
+
+#[Object]
+impl MessageAdded {
+    async fn room_id(&self) -> ID {
+        ID(self.0.message.room_id.to_string())
+    }
+
+    /// This event's position, for `roomEvents(after:)` (the message's own cursor is for
+    /// history and `messageAdded`).
+    async fn cursor(&self) -> String {
+        EventCursor(self.0.message.event_seq).encode_cursor()
+    }
+
+    async fn at(&self) -> DateTime<Utc> {
+        self.0.message.created_at
+    }
+
+    async fn message(&self) -> Message {
+        Message(self.0.clone())
+    }
+}
+
+/// At most this many characters of a message's body in `NewMessage.preview`.
+const PREVIEW_CHARS: usize = 100;
+
+/// A message was sent to one of the viewer's rooms: enough to show it in a list of rooms.
+pub struct NewMessage(Arc<ChatMessage>);
+
+#[Object]
+impl NewMessage {
+    async fn room_id(&self) -> ID {
+        ID(self.0.message.room_id.to_string())
+    }
+
+    async fn message_id(&self) -> ID {
+        ID(self.0.message.id.to_string())
+    }
+
+    /// The message's seq in its room.
+    async fn seq(&self) -> i32 {
+        to_int(self.0.message.seq.max(0) as u64)
+    }
+
+    async fn author(&self) -> User {
+        User::new(self.0.author.clone())
+    }
+
+    /// The start of the body: at most 100 characters, ending in "…" where it was cut.
+    async fn preview(&self) -> String {
+        preview(&self.0.message.body)
+    }
+
+    async fn at(&self) -> DateTime<Utc> {
+        self.0.message.created_at
+    }
+}
+
+fn preview(body: &str) -> String {
+    match body.char_indices().nth(PREVIEW_CHARS) {
+        None => body.to_owned(),
+        Some(_) => {
+            let cut = body
+                .char_indices()
+                .nth(PREVIEW_CHARS - 1)
+                .map_or(0, |(i, _)| i);
+            format!("{}…", &body[..cut])
+        }
+    }
+}
+
+/// One of the viewer's rooms was deleted.
+pub struct RoomDeleted(uuid::Uuid);
+
+#[Object]
+impl RoomDeleted {
+    async fn room_id(&self) -> ID {
+        ID(self.0.to_string())
+    }
+}
+
+#[derive(Default)]
+pub struct EventSubscription;
+
+#[Subscription]
+impl EventSubscription {
+    /// Everything that happens in a room the viewer is a member of, in order: messages,
+    /// members joining, leaving and changing role, and changes to the room. With `after` (the
+    /// cursor of an event of this stream, or of a message from history), it first replays
+    /// every later event, then goes live, with no gap and no duplicate. It ends after the
+    /// viewer's own MemberLeft: quietly when they left, with FORBIDDEN when they were removed
+    /// or banned (or the room was deleted).
+    #[graphql(guard = "SignedIn")]
+    async fn room_events(
+        &self,
+        ctx: &Context<'_>,
+        room_id: ID,
+        after: Option<String>,
+    ) -> Result<impl Stream<Item = AppResult<RoomEvent>> + use<>, AppError> {
+        let room_id = parse_id("roomId", &room_id)?;
+        let after = after
+            .map(|cursor| {
+                EventCursor::decode_cursor(&cursor)
+                    .map(|c| After::Event(c.0))
+                    .or_else(|_| MessageCursor::decode_cursor(&cursor).map(|c| After::Message(c.0)))
+            })
+            .transpose()
+            .map_err(|_| AppError::bad_input("after", "invalid cursor"))?;
+        let feed = Box::pin(state(ctx)?.chat.subscribe(
+            viewer(ctx)?,
+            room_id,
+            after,
+            subscriber(ctx)?,
+        ))
+        .await?;
+        Ok(feed.map(|item| item.map(RoomEvent::from)))
+    }
+
+    /// What the viewer's list of rooms needs, from all their rooms at once, from now on:
+    /// every new message (with a preview), changes to the rooms, rooms deleted, and the
+    /// viewer's own joining, leaving and change of role. Nothing is replayed: a client that
+    /// was away reads its rooms (`rooms`) again.
+    #[graphql(guard = "SignedIn")]
+    async fn my_events(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<impl Stream<Item = AppResult<MyEvent>> + use<>, AppError> {
+        let events = Box::pin(state(ctx)?.chat.my_events(viewer(ctx)?, subscriber(ctx)?)).await?;
+        Ok(events.map(|item| item.map(MyEvent::from)))
+    }
+}
+
+/// The transport's: subscriptions run over a WebSocket, which gives each its socket's.
+pub(super) fn subscriber(ctx: &Context<'_>) -> AppResult<Subscriber> {
+    ctx.data_opt::<Subscriber>()
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("a subscription without a subscriber").into())
+}
+
+/// Keeps the messages of a room's event stream: `messageAdded` is that view of it.
+pub(super) fn messages_only(
+    events: impl Stream<Item = AppResult<broker::RoomEvent>>,
+) -> impl Stream<Item = AppResult<Arc<ChatMessage>>> {
+    events.filter_map(|item| {
+        future::ready(match item {
+            Ok(broker::RoomEvent::Message(message)) => Some(Ok(message)),
+            Ok(broker::RoomEvent::Change(_)) => None,
+            Err(err) => Some(Err(err)),
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::preview;
+
+    #[test]
+    fn previews_cut_long_bodies_at_a_character() {
+        assert_eq!(preview("hello"), "hello");
+        let exact = "é".repeat(100);
+        assert_eq!(preview(&exact), exact);
+        let long = preview(&"é".repeat(101));
+        assert_eq!(long.chars().count(), 100);
+        assert!(long.ends_with("é…"));
+    }
+}
