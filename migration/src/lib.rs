@@ -7,6 +7,7 @@ mod m20261202_000003_account_deletion;
 mod m20261204_000004_session_housekeeping;
 mod m20261205_000005_room_membership;
 mod m20261206_000006_room_events;
+mod m20261207_000007_conversation;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000004_session_housekeeping::Migration),
             Box::new(m20261205_000005_room_membership::Migration),
             Box::new(m20261206_000006_room_events::Migration),
+            Box::new(m20261207_000007_conversation::Migration),
         ]
     }
 }

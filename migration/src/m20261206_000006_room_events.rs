@@ -129,7 +129,7 @@ enum EventSeq {
 }
 
 #[derive(DeriveIden)]
-enum RoomEvents {
+pub enum RoomEvents {
     Table,
     RoomId,
     Seq,

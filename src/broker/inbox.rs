@@ -206,6 +206,8 @@ impl Inboxes {
                 RoomEvent::Change(change) => {
                     change.kind == EventKind::RoomUpdated || change.user_id == entry.user_id
                 }
+                // A list of rooms does not show them.
+                RoomEvent::MessageChange(..) => false,
             };
             if wanted {
                 entry.send(Mine::Event(event.clone()));
@@ -296,6 +298,8 @@ mod tests {
             name: None,
             topic: None,
             created_at: now(),
+            message_id: None,
+            emoji: None,
         })))
     }
 

@@ -48,13 +48,15 @@ pub enum RoomEvent {
     Message(Arc<ChatMessage>),
     /// A member joined, left or changed role, or the room's settings changed.
     Change(Arc<room_event::Model>),
+    /// A message was edited, deleted or reacted to: the event, and the message as it is now.
+    MessageChange(Arc<room_event::Model>, Arc<ChatMessage>),
 }
 
 impl RoomEvent {
     pub fn room_id(&self) -> Uuid {
         match self {
             RoomEvent::Message(m) => m.message.room_id,
-            RoomEvent::Change(c) => c.room_id,
+            RoomEvent::Change(c) | RoomEvent::MessageChange(c, _) => c.room_id,
         }
     }
 
@@ -62,7 +64,7 @@ impl RoomEvent {
     pub fn seq(&self) -> i64 {
         match self {
             RoomEvent::Message(m) => m.message.event_seq,
-            RoomEvent::Change(c) => c.seq,
+            RoomEvent::Change(c) | RoomEvent::MessageChange(c, _) => c.seq,
         }
     }
 

@@ -96,6 +96,28 @@ impl Note {
     }
 }
 
+/// A reaction: one emoji as Unicode defines it (skin tones included), kept in its canonical
+/// form, so that "❤" and "❤️" are the same reaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Emoji(&'static str);
+
+impl Emoji {
+    /// Longer than any emoji (the longest sequences are 35 bytes): refused without a lookup.
+    pub const MAX_BYTES: usize = 64;
+
+    pub fn parse(field: &'static str, s: &str) -> Result<Self, InvalidInput> {
+        let emoji = (s.len() <= Self::MAX_BYTES)
+            .then(|| emojis::get(s))
+            .flatten()
+            .ok_or_else(|| InvalidInput::new(field, format!("{field} must be one emoji")))?;
+        Ok(Self(emoji.as_str()))
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,5 +183,19 @@ mod tests {
         assert!(ClientMsgId::parse("clientMsgId", "a").is_ok());
         assert!(ClientMsgId::parse("clientMsgId", "").is_err());
         assert!(ClientMsgId::parse("clientMsgId", &"a".repeat(101)).is_err());
+    }
+
+    #[test]
+    fn emoji_are_single_and_canonical() {
+        assert_eq!(Emoji::parse("emoji", "👍").unwrap().as_str(), "👍");
+        assert_eq!(Emoji::parse("emoji", "👍🏽").unwrap().as_str(), "👍🏽");
+        assert_eq!(
+            Emoji::parse("emoji", "❤").unwrap(),
+            Emoji::parse("emoji", "❤️").unwrap()
+        );
+        assert_eq!(Emoji::parse("emoji", "👩‍👩‍👧‍👦").unwrap().as_str(), "👩‍👩‍👧‍👦");
+        for refused in ["", "a", "👍👍", " 👍", ":+1:", &"👍".repeat(640)] {
+            assert!(Emoji::parse("emoji", refused).is_err(), "{refused:?}");
+        }
     }
 }

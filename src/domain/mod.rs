@@ -7,7 +7,7 @@ mod email;
 mod password;
 mod username;
 
-pub use chat::{ClientMsgId, MessageBody, Note, RoomName};
+pub use chat::{ClientMsgId, Emoji, MessageBody, Note, RoomName};
 pub use email::Email;
 pub use password::Password;
 pub use username::Username;

@@ -16,6 +16,10 @@ pub struct Model {
     pub client_msg_id: Option<String>,
     pub created_at: DateTimeUtc,
     pub edited_at: Option<DateTimeUtc>,
+    /// Set when the message was deleted: a tombstone keeps its seq, not its body.
+    pub deleted_at: Option<DateTimeUtc>,
+    /// The message of the same room this one answers.
+    pub reply_to_id: Option<Uuid>,
     #[sea_orm(belongs_to, from = "room_id", to = "id")]
     pub room: BelongsTo<super::room::Entity>,
     #[sea_orm(belongs_to, from = "author_id", to = "id")]

@@ -15,7 +15,8 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub seq: i64,
     pub kind: EventKind,
-    /// The member who joined, left or changed role; for `RoomUpdated`, who changed the room.
+    /// The member who joined, left or changed role; for `RoomUpdated`, who changed the room;
+    /// for a message's events, who edited, deleted or reacted.
     pub user_id: Uuid,
     /// Who did it to them, when it was somebody else (null: themselves, or the server).
     pub actor_id: Option<Uuid>,
@@ -27,6 +28,10 @@ pub struct Model {
     pub name: Option<String>,
     pub topic: Option<String>,
     pub created_at: DateTimeUtc,
+    /// The events about a message (edited, deleted, reacted to): which one.
+    pub message_id: Option<Uuid>,
+    /// `ReactionAdded`, `ReactionRemoved`: which reaction.
+    pub emoji: Option<String>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}
@@ -46,6 +51,31 @@ pub enum EventKind {
     #[sea_orm(string_value = "ROOM_UPDATED")]
     #[serde(rename = "u")]
     RoomUpdated,
+    #[sea_orm(string_value = "MESSAGE_EDITED")]
+    #[serde(rename = "e")]
+    MessageEdited,
+    #[sea_orm(string_value = "MESSAGE_DELETED")]
+    #[serde(rename = "d")]
+    MessageDeleted,
+    #[sea_orm(string_value = "REACTION_ADDED")]
+    #[serde(rename = "a")]
+    ReactionAdded,
+    #[sea_orm(string_value = "REACTION_REMOVED")]
+    #[serde(rename = "x")]
+    ReactionRemoved,
+}
+
+impl EventKind {
+    /// Whether the event is about a message (and names it in `message_id`).
+    pub fn is_about_a_message(self) -> bool {
+        matches!(
+            self,
+            Self::MessageEdited
+                | Self::MessageDeleted
+                | Self::ReactionAdded
+                | Self::ReactionRemoved
+        )
+    }
 }
 
 /// How a membership ended: leaving ends the member's subscriptions quietly, being removed or

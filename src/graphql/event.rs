@@ -33,6 +33,10 @@ cursor!(
 #[derive(Union)]
 pub enum RoomEvent {
     MessageAdded(MessageAdded),
+    MessageEdited(MessageEdited),
+    MessageDeleted(MessageDeleted),
+    ReactionAdded(ReactionAdded),
+    ReactionRemoved(ReactionRemoved),
     MemberJoined(MemberJoined),
     MemberLeft(MemberLeft),
     MemberRoleChanged(MemberRoleChanged),
@@ -41,15 +45,40 @@ pub enum RoomEvent {
 
 impl From<broker::RoomEvent> for RoomEvent {
     fn from(event: broker::RoomEvent) -> Self {
-        match event {
-            broker::RoomEvent::Message(message) => RoomEvent::MessageAdded(MessageAdded(message)),
-            broker::RoomEvent::Change(change) => match change.kind {
-                EventKind::Joined => RoomEvent::MemberJoined(MemberJoined(change)),
-                EventKind::Left => RoomEvent::MemberLeft(MemberLeft(change)),
-                EventKind::RoleChanged => RoomEvent::MemberRoleChanged(MemberRoleChanged(change)),
-                EventKind::RoomUpdated => RoomEvent::RoomUpdated(RoomUpdated(change)),
-            },
+        let (change, message) = match event {
+            broker::RoomEvent::Message(message) => {
+                return RoomEvent::MessageAdded(MessageAdded(message));
+            }
+            broker::RoomEvent::Change(change) => (change, None),
+            broker::RoomEvent::MessageChange(change, message) => (change, Some(message)),
+        };
+        let parts = Parts { change, message };
+        match parts.change.kind {
+            EventKind::Joined => RoomEvent::MemberJoined(MemberJoined(parts)),
+            EventKind::Left => RoomEvent::MemberLeft(MemberLeft(parts)),
+            EventKind::RoleChanged => RoomEvent::MemberRoleChanged(MemberRoleChanged(parts)),
+            EventKind::RoomUpdated => RoomEvent::RoomUpdated(RoomUpdated(parts)),
+            EventKind::MessageEdited => RoomEvent::MessageEdited(MessageEdited(parts)),
+            EventKind::MessageDeleted => RoomEvent::MessageDeleted(MessageDeleted(parts)),
+            EventKind::ReactionAdded => RoomEvent::ReactionAdded(ReactionAdded(parts)),
+            EventKind::ReactionRemoved => RoomEvent::ReactionRemoved(ReactionRemoved(parts)),
         }
+    }
+}
+
+/// A stored event, and the message it is about (as it is now), if it is about one.
+pub struct Parts {
+    change: Arc<room_event::Model>,
+    message: Option<Arc<ChatMessage>>,
+}
+
+impl Parts {
+    fn message(&self) -> AppResult<Message> {
+        let message = self
+            .message
+            .clone()
+            .ok_or_else(|| missing(&self.change, "message"))?;
+        Ok(Message(message))
     }
 }
 
@@ -67,20 +96,22 @@ pub enum MyEvent {
     RoomDeleted(RoomDeleted),
 }
 
-impl From<Mine> for MyEvent {
-    fn from(mine: Mine) -> Self {
-        match mine {
+impl MyEvent {
+    /// What an inbox hears, as `myEvents` shows it (it hears nothing else).
+    fn from(mine: Mine) -> Option<Self> {
+        let event = match mine {
+            Mine::RoomDeleted(room_id) => return Some(MyEvent::RoomDeleted(RoomDeleted(room_id))),
             Mine::Event(broker::RoomEvent::Message(message)) => {
-                MyEvent::NewMessage(NewMessage(message))
+                return Some(MyEvent::NewMessage(NewMessage(message)));
             }
-            Mine::Event(event) => match RoomEvent::from(event) {
-                RoomEvent::MemberJoined(e) => MyEvent::MemberJoined(e),
-                RoomEvent::MemberLeft(e) => MyEvent::MemberLeft(e),
-                RoomEvent::MemberRoleChanged(e) => MyEvent::MemberRoleChanged(e),
-                RoomEvent::RoomUpdated(e) => MyEvent::RoomUpdated(e),
-                RoomEvent::MessageAdded(e) => MyEvent::NewMessage(NewMessage(e.0)),
-            },
-            Mine::RoomDeleted(room_id) => MyEvent::RoomDeleted(RoomDeleted(room_id)),
+            Mine::Event(event) => event,
+        };
+        match RoomEvent::from(event) {
+            RoomEvent::MemberJoined(e) => Some(MyEvent::MemberJoined(e)),
+            RoomEvent::MemberLeft(e) => Some(MyEvent::MemberLeft(e)),
+            RoomEvent::MemberRoleChanged(e) => Some(MyEvent::MemberRoleChanged(e)),
+            RoomEvent::RoomUpdated(e) => Some(MyEvent::RoomUpdated(e)),
+            _ => None,
         }
     }
 }
@@ -89,32 +120,32 @@ impl From<Mine> for MyEvent {
 macro_rules! room_change {
     ($(#[$doc:meta])* $name:ident { $($own:tt)* }) => {
         $(#[$doc])*
-        pub struct $name(Arc<room_event::Model>);
+        pub struct $name(Parts);
 
         #[Object]
         impl $name {
             async fn room_id(&self) -> ID {
-                ID(self.0.room_id.to_string())
+                ID(self.0.change.room_id.to_string())
             }
 
             /// This event's position, for `roomEvents(after:)`.
             async fn cursor(&self) -> String {
-                EventCursor(self.0.seq).encode_cursor()
+                EventCursor(self.0.change.seq).encode_cursor()
             }
 
             async fn at(&self) -> DateTime<Utc> {
-                self.0.created_at
+                self.0.change.created_at
             }
 
-            /// Whom it is about (for RoomUpdated: who changed the room).
+            /// Whom it is about (for RoomUpdated and a message's events: who did it).
             async fn user(&self, ctx: &Context<'_>) -> AppResult<User> {
-                user(ctx, self.0.user_id).await
+                user(ctx, self.0.change.user_id).await
             }
 
             /// Who did it, when it was somebody else: null when the user did it themself, or
             /// the server did (handing a room over when its OWNER goes).
             async fn by(&self, ctx: &Context<'_>) -> AppResult<Option<User>> {
-                match self.0.actor_id {
+                match self.0.change.actor_id {
                     Some(id) => Ok(Some(user(ctx, id).await?)),
                     None => Ok(None),
                 }
@@ -129,13 +160,13 @@ room_change!(
     /// A member joined, was added, or was in a direct room as it was opened.
     MemberJoined {
         async fn role(&self) -> AppResult<RoomRole> {
-            Ok(self.0.role.ok_or_else(|| missing(&self.0, "role"))?.into())
+            Ok(self.0.change.role.ok_or_else(|| missing(&self.0.change, "role"))?.into())
         }
 
         /// The room as it is now; null if the viewer can no longer read it.
         async fn room(&self, ctx: &Context<'_>) -> AppResult<Option<Room>> {
             let chat = &state(ctx)?.chat;
-            match chat.readable_room(viewer(ctx)?, self.0.room_id).await {
+            match chat.readable_room(viewer(ctx)?, self.0.change.room_id).await {
                 Ok(room) => Ok(Some(Room(room))),
                 Err(AppError::NotFound(_) | AppError::Forbidden(_)) => Ok(None),
                 Err(err) => Err(err),
@@ -148,7 +179,7 @@ room_change!(
     /// A member left, or was removed or banned.
     MemberLeft {
         async fn reason(&self) -> LeaveReason {
-            self.0.reason.unwrap_or(room_event::LeaveReason::Left).into()
+            self.0.change.reason.unwrap_or(room_event::LeaveReason::Left).into()
         }
     }
 );
@@ -158,7 +189,7 @@ room_change!(
     /// one's (to ADMIN, or gone with them).
     MemberRoleChanged {
         async fn role(&self) -> AppResult<RoomRole> {
-            Ok(self.0.role.ok_or_else(|| missing(&self.0, "role"))?.into())
+            Ok(self.0.change.role.ok_or_else(|| missing(&self.0.change, "role"))?.into())
         }
     }
 );
@@ -167,11 +198,59 @@ room_change!(
     /// The room's name or topic changed: these are its settings from then on.
     RoomUpdated {
         async fn name(&self) -> &str {
-            self.0.name.as_deref().unwrap_or_default()
+            self.0.change.name.as_deref().unwrap_or_default()
         }
 
         async fn topic(&self) -> Option<&str> {
-            self.0.topic.as_deref()
+            self.0.change.topic.as_deref()
+        }
+    }
+);
+
+room_change!(
+    /// A message was edited (by its author).
+    MessageEdited {
+        /// The message as it is now (on a replay, with any later edit).
+        async fn message(&self) -> AppResult<Message> {
+            self.0.message()
+        }
+    }
+);
+
+room_change!(
+    /// A message was deleted (`user`: by whom); it stays as a tombstone.
+    MessageDeleted {
+        /// The message as it is now: its tombstone.
+        async fn message(&self) -> AppResult<Message> {
+            self.0.message()
+        }
+    }
+);
+
+room_change!(
+    /// Somebody (`user`) reacted to a message.
+    ReactionAdded {
+        async fn emoji(&self) -> &str {
+            self.0.change.emoji.as_deref().unwrap_or_default()
+        }
+
+        /// The message as it is now, with its reactions.
+        async fn message(&self) -> AppResult<Message> {
+            self.0.message()
+        }
+    }
+);
+
+room_change!(
+    /// Somebody (`user`) took their reaction to a message back.
+    ReactionRemoved {
+        async fn emoji(&self) -> &str {
+            self.0.change.emoji.as_deref().unwrap_or_default()
+        }
+
+        /// The message as it is now, with its reactions.
+        async fn message(&self) -> AppResult<Message> {
+            self.0.message()
         }
     }
 );
@@ -321,7 +400,7 @@ impl EventSubscription {
         ctx: &Context<'_>,
     ) -> Result<impl Stream<Item = AppResult<MyEvent>> + use<>, AppError> {
         let events = Box::pin(state(ctx)?.chat.my_events(viewer(ctx)?, subscriber(ctx)?)).await?;
-        Ok(events.map(|item| item.map(MyEvent::from)))
+        Ok(events.filter_map(|item| future::ready(item.map(MyEvent::from).transpose())))
     }
 }
 
@@ -339,7 +418,7 @@ pub(super) fn messages_only(
     events.filter_map(|item| {
         future::ready(match item {
             Ok(broker::RoomEvent::Message(message)) => Some(Ok(message)),
-            Ok(broker::RoomEvent::Change(_)) => None,
+            Ok(broker::RoomEvent::Change(_) | broker::RoomEvent::MessageChange(..)) => None,
             Err(err) => Some(Err(err)),
         })
     })

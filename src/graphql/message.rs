@@ -1,19 +1,22 @@
 //! `Message`, room history, `sendMessage` and the `messageAdded` subscription.
 use std::sync::Arc;
 
-use async_graphql::{Context, ID, InputObject, Object, Subscription, connection::CursorType};
+use async_graphql::{
+    Context, ID, InputObject, Object, SimpleObject, Subscription, connection::CursorType,
+};
 use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt};
 
 use super::{
     event::{messages_only, subscriber},
     guard::{SignedIn, caller_ip, viewer},
+    loaders,
     pagination::{Connection, Page, connection, cursor, page_cost},
     parse_id, state, to_int,
     user::User,
 };
 use crate::{
-    domain::{ClientMsgId, MessageBody},
+    domain::{ClientMsgId, Emoji, MessageBody},
     entity::room,
     error::{AppError, AppResult},
     service::chat::{After, ChatMessage, NewMessage},
@@ -57,11 +60,56 @@ impl Message {
         self.0.message.edited_at
     }
 
+    /// When the message was deleted; its body is then empty and it has no reactions.
+    async fn deleted_at(&self) -> Option<DateTime<Utc>> {
+        self.0.message.deleted_at
+    }
+
+    /// The message this one answers; null if it was deleted.
+    async fn reply_to(&self, ctx: &Context<'_>) -> AppResult<Option<Message>> {
+        let Some(id) = self.0.message.reply_to_id else {
+            return Ok(None);
+        };
+        let target = loaders(ctx)?.messages.load_one(id).await?;
+        Ok(target
+            .filter(|target| target.message.deleted_at.is_none())
+            .map(Message))
+    }
+
+    /// Each emoji reacted with, in the order they were first used.
+    async fn reactions(&self, ctx: &Context<'_>) -> AppResult<Vec<Reaction>> {
+        let id = self.0.message.id;
+        let loaders = loaders(ctx)?;
+        let Some(counts) = loaders.reactions.load_one(id).await? else {
+            return Ok(Vec::new());
+        };
+        let key = (id, viewer(ctx)?.user_id);
+        let mine = loaders.own_reactions.load_one(key).await?;
+        let mine = mine.as_deref().map(Vec::as_slice).unwrap_or_default();
+        Ok(counts
+            .iter()
+            .map(|c| Reaction {
+                emoji: c.emoji.clone(),
+                count: to_int(c.count.max(0) as u64),
+                viewer_has_reacted: mine.contains(&c.emoji),
+            })
+            .collect())
+    }
+
     /// This message's position, as a cursor for `messages(after:)`, `messages(before:)` or
     /// `messageAdded(after:)`.
     async fn cursor(&self) -> String {
         MessageCursor(self.0.message.seq).encode_cursor()
     }
+}
+
+/// One emoji on a message.
+#[derive(SimpleObject)]
+pub struct Reaction {
+    emoji: String,
+    /// How many reacted with it.
+    count: i32,
+    viewer_has_reacted: bool,
 }
 
 cursor!(
@@ -98,6 +146,8 @@ pub struct SendMessageInput {
     /// An idempotency key: sending the same key again returns the message stored the first
     /// time instead of storing a copy (retry a send safely after a network error).
     client_msg_id: Option<String>,
+    /// A message of the same room that this one answers (not a deleted one).
+    reply_to_id: Option<ID>,
 }
 
 #[derive(Default)]
@@ -145,6 +195,10 @@ impl MessageMutation {
                 .as_deref()
                 .map(|id| ClientMsgId::parse("clientMsgId", id))
                 .transpose()?,
+            reply_to: input
+                .reply_to_id
+                .map(|id| parse_id("replyToId", &id))
+                .transpose()?,
         };
         let sent = state(ctx)?
             .chat
@@ -152,6 +206,65 @@ impl MessageMutation {
             .await?;
         Ok(Message(Arc::new(sent)))
     }
+
+    /// Replaces the body of one of the viewer's messages (1–4000 characters) and sets its
+    /// `editedAt`. A deleted message cannot be edited.
+    #[graphql(guard = "SignedIn")]
+    async fn edit_message(
+        &self,
+        ctx: &Context<'_>,
+        message_id: ID,
+        body: String,
+    ) -> AppResult<Message> {
+        let message_id = parse_id("messageId", &message_id)?;
+        let body = MessageBody::parse("body", &body)?;
+        let chat = &state(ctx)?.chat;
+        let edited = chat.edit_message(viewer(ctx)?, message_id, body).await?;
+        Ok(Message(Arc::new(edited)))
+    }
+
+    /// Deletes a message (its author, or the room's OWNER and ADMINs): it stays in the history
+    /// as a tombstone, with its seq, without its body or reactions. False if it was deleted
+    /// already.
+    #[graphql(guard = "SignedIn")]
+    async fn delete_message(&self, ctx: &Context<'_>, message_id: ID) -> AppResult<bool> {
+        let message_id = parse_id("messageId", &message_id)?;
+        state(ctx)?
+            .chat
+            .delete_message(viewer(ctx)?, message_id)
+            .await
+    }
+
+    /// Reacts to a message with one emoji (members; once per user and emoji; at most 20
+    /// different emoji on a message). Reacting again is harmless.
+    #[graphql(guard = "SignedIn")]
+    async fn add_reaction(
+        &self,
+        ctx: &Context<'_>,
+        message_id: ID,
+        emoji: String,
+    ) -> AppResult<Message> {
+        react(ctx, message_id, emoji, true).await
+    }
+
+    /// Takes the viewer's reaction back. Taking it back again is harmless.
+    #[graphql(guard = "SignedIn")]
+    async fn remove_reaction(
+        &self,
+        ctx: &Context<'_>,
+        message_id: ID,
+        emoji: String,
+    ) -> AppResult<Message> {
+        react(ctx, message_id, emoji, false).await
+    }
+}
+
+async fn react(ctx: &Context<'_>, message_id: ID, emoji: String, on: bool) -> AppResult<Message> {
+    let message_id = parse_id("messageId", &message_id)?;
+    let emoji = Emoji::parse("emoji", &emoji)?;
+    let chat = &state(ctx)?.chat;
+    let message = chat.react(viewer(ctx)?, message_id, emoji, on).await?;
+    Ok(Message(Arc::new(message)))
 }
 
 #[derive(Default)]

@@ -3,6 +3,7 @@
 mod auth;
 mod event;
 pub mod guard;
+mod loaders;
 mod member;
 mod message;
 pub mod pagination;
@@ -25,6 +26,12 @@ use crate::{
 /// so it is always there; if it were not, the request fails as an internal error.
 fn state<'a>(ctx: &Context<'a>) -> AppResult<&'a AppState> {
     ctx.data::<AppState>()
+        .map_err(|e| anyhow::anyhow!("{}", e.message).into())
+}
+
+/// The schema's loaders, placed in it by `build` like the state.
+fn loaders<'a>(ctx: &Context<'a>) -> AppResult<&'a loaders::Loaders> {
+    ctx.data::<loaders::Loaders>()
         .map_err(|e| anyhow::anyhow!("{}", e.message).into())
 }
 

@@ -4,6 +4,7 @@ use async_graphql::{MergedObject, MergedSubscription, Schema, SchemaBuilder};
 use super::{
     auth::AuthMutation,
     event::EventSubscription,
+    loaders::Loaders,
     member::MemberMutation,
     message::{MessageMutation, MessageQuery, MessageSubscription},
     pipeline::{ErrorCodes, WriteLimits},
@@ -46,7 +47,10 @@ pub fn build(state: AppState) -> AppSchema {
     if !config.introspection {
         builder = builder.disable_introspection();
     }
-    builder.data(state).finish()
+    builder
+        .data(Loaders::new(state.chat.clone()))
+        .data(state)
+        .finish()
 }
 
 /// The schema in SDL: what `chat-server print-schema` prints and `schema.graphql` holds.

@@ -14,6 +14,7 @@
 //! again as it was changes nothing: a message by its seq is delivered once, a revocation is
 //! permanent, and a departure only ends subscriptions after the database confirms it.
 use std::{
+    future::Future,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -31,6 +32,7 @@ use sea_orm::{
 use secrecy::ExposeSecret;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use super::{
     CHANNEL, Listening,
@@ -39,7 +41,7 @@ use super::{
 use crate::{
     broker::{Authors, ChatMessage, Event, Hub, RoomEvent, seal::Seal},
     db::{QUERY_DEADLINE, postgres_options},
-    entity::message,
+    entity::{message, room_event},
 };
 
 pub(super) struct Listener {
@@ -180,25 +182,50 @@ impl Listener {
             return;
         };
         let event = match wire {
-            Wire::Message(message) => match timeout(QUERY_DEADLINE, self.complete(message)).await {
-                Ok(Ok(message)) => Event::Room(RoomEvent::Message(Arc::new(message))),
-                // Subscribers will find it in the database when they catch up.
-                Ok(Err(err)) => {
-                    tracing::warn!(error = %err, "could not complete a message notification");
-                    self.hub.resync();
+            Wire::Message(message) => {
+                let Some(message) = self.read("a message", self.complete(message)).await else {
                     return;
+                };
+                Event::Room(RoomEvent::Message(Arc::new(message)))
+            }
+            Wire::Change(change) => {
+                let change: room_event::Model = change.into();
+                match change.message_id {
+                    None => Event::Room(RoomEvent::Change(Arc::new(change))),
+                    Some(id) => {
+                        let Some(message) = self.read("a message's change", self.current(id)).await
+                        else {
+                            return;
+                        };
+                        Event::Room(RoomEvent::MessageChange(
+                            Arc::new(change),
+                            Arc::new(message),
+                        ))
+                    }
                 }
-                Err(_) => {
-                    tracing::warn!("completing a message notification timed out");
-                    self.hub.resync();
-                    return;
-                }
-            },
-            Wire::Change(change) => Event::Room(RoomEvent::Change(Arc::new(change.into()))),
+            }
             Wire::RoomDeleted { r } => Event::RoomDeleted { room_id: r },
             Wire::Revoked { s } => Event::Revoked(s),
         };
         self.hub.dispatch(event);
+    }
+
+    /// What a notification needs from the database, or `None` after saying why: subscribers
+    /// will find the event in the database when they catch up.
+    async fn read<T>(&self, what: &str, read: impl Future<Output = Result<T, DbErr>>) -> Option<T> {
+        match timeout(QUERY_DEADLINE, read).await {
+            Ok(Ok(value)) => Some(value),
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "could not complete the notification of {what}");
+                self.hub.resync();
+                None
+            }
+            Err(_) => {
+                tracing::warn!("completing the notification of {what} timed out");
+                self.hub.resync();
+                None
+            }
+        }
     }
 
     /// A message with its author: the body from the notification or, when it did not fit,
@@ -212,25 +239,39 @@ impl Listener {
             a,
             c,
             t,
+            p,
             b,
         } = wire;
-        let message = match b {
-            Some(body) => message::Model {
-                id: i,
-                room_id: r,
-                seq: s,
-                event_seq: e,
-                author_id: a,
-                body,
-                client_msg_id: c,
-                created_at: t,
-                edited_at: None,
-            },
-            None => message::Entity::find_by_id(i)
-                .one(&self.db)
-                .await?
-                .ok_or_else(|| DbErr::RecordNotFound(i.to_string()))?,
+        let Some(body) = b else {
+            return self.current(i).await;
         };
+        let message = message::Model {
+            id: i,
+            room_id: r,
+            seq: s,
+            event_seq: e,
+            author_id: a,
+            body,
+            client_msg_id: c,
+            created_at: t,
+            edited_at: None,
+            deleted_at: None,
+            reply_to_id: p,
+        };
+        self.with_author(message).await
+    }
+
+    /// A message as it is now, with its author.
+    async fn current(&self, id: Uuid) -> Result<ChatMessage, DbErr> {
+        let message = message::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| DbErr::RecordNotFound(id.to_string()))?;
+        self.with_author(message).await
+    }
+
+    async fn with_author(&self, message: message::Model) -> Result<ChatMessage, DbErr> {
+        let a = message.author_id;
         let author = self
             .authors
             .author(a)

@@ -35,7 +35,8 @@ pub(super) enum Wire {
     Revoked { s: Vec<Uuid> },
 }
 
-/// A message: id, room, seq, event seq, author, client id, time, body.
+/// A message: id, room, seq, event seq, author, client id, time, the message it replies to,
+/// body.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub(super) struct WireMessage {
     pub i: Uuid,
@@ -46,13 +47,16 @@ pub(super) struct WireMessage {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub c: Option<String>,
     pub t: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p: Option<Uuid>,
     /// Absent when the message did not fit: read it from the database.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub b: Option<String>,
 }
 
 /// Any other room event (`room_event::Model`): room, seq, kind, user, actor, role, reason,
-/// name, topic, time. Its name and topic are short enough to fit.
+/// name, topic, time, message, emoji. Its name and topic are short enough to fit; an event
+/// about a message names it, and each listener reads the message as it is now.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub(super) struct WireChange {
     pub r: Uuid,
@@ -70,6 +74,10 @@ pub(super) struct WireChange {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub p: Option<String>,
     pub t: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub m: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub j: Option<String>,
 }
 
 impl From<&room_event::Model> for WireChange {
@@ -85,6 +93,8 @@ impl From<&room_event::Model> for WireChange {
             n: c.name.clone(),
             p: c.topic.clone(),
             t: c.created_at,
+            m: c.message_id,
+            j: c.emoji.clone(),
         }
     }
 }
@@ -102,6 +112,8 @@ impl From<WireChange> for room_event::Model {
             name: c.n,
             topic: c.p,
             created_at: c.t,
+            message_id: c.m,
+            emoji: c.j,
         }
     }
 }
@@ -111,7 +123,7 @@ pub(super) fn encode(event: &Event, seal: &Seal) -> Vec<String> {
     let to_json = |wire: &Wire| serde_json::to_vec(wire).expect("wire events serialize");
     let plaintexts = match event {
         Event::Room(RoomEvent::Message(chat)) => vec![message(chat, to_json)],
-        Event::Room(RoomEvent::Change(change)) => {
+        Event::Room(RoomEvent::Change(change) | RoomEvent::MessageChange(change, _)) => {
             vec![to_json(&Wire::Change(change.as_ref().into()))]
         }
         Event::RoomDeleted { room_id } => vec![to_json(&Wire::RoomDeleted { r: *room_id })],
@@ -133,6 +145,7 @@ fn message(chat: &Arc<ChatMessage>, to_json: impl Fn(&Wire) -> Vec<u8>) -> Vec<u
         a: m.author_id,
         c: m.client_msg_id.clone(),
         t: m.created_at,
+        p: m.reply_to_id,
         b: Some(m.body.clone()),
     });
     let json = to_json(&wire);
@@ -175,6 +188,8 @@ mod tests {
                 client_msg_id: Some("c-1".into()),
                 created_at: crate::entity::now(),
                 edited_at: None,
+                deleted_at: None,
+                reply_to_id: None,
             },
             author: Arc::new(user::Model {
                 id: Uuid::now_v7(),
@@ -231,6 +246,8 @@ mod tests {
             name: None,
             topic: Some("ü".repeat(500)),
             created_at: crate::entity::now(),
+            message_id: None,
+            emoji: None,
         };
         let event = Event::Room(RoomEvent::Change(Arc::new(change.clone())));
         let payloads = encode(&event, &seal());

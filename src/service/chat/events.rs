@@ -2,7 +2,7 @@
 //! role; the room's settings) numbered by one counter, `rooms.last_event_seq`, with no gaps.
 //! Messages are numbered as they are stored (`messages.event_seq`); the other events are rows
 //! of `room_events`, written here, in the transaction that makes them true.
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
@@ -13,7 +13,7 @@ use uuid::Uuid;
 use futures_util::Stream;
 
 use super::{
-    Chat, Subscriber,
+    Chat, ChatMessage, Subscriber,
     access::{Action, room_access},
     feed::{self, Feed},
     messages::with_author,
@@ -93,6 +93,8 @@ pub(super) struct Change {
     reason: Option<LeaveReason>,
     name: Option<String>,
     topic: Option<String>,
+    message_id: Option<Uuid>,
+    emoji: Option<&'static str>,
 }
 
 impl Change {
@@ -106,6 +108,8 @@ impl Change {
             reason: None,
             name: None,
             topic: None,
+            message_id: None,
+            emoji: None,
         }
     }
 
@@ -139,10 +143,43 @@ impl Change {
         }
     }
 
+    /// `by` edited, deleted (`kind`), or reacted to `message` with `emoji` (added or removed).
+    pub fn about_message(
+        message: &message::Model,
+        kind: EventKind,
+        by: Uuid,
+        emoji: Option<&'static str>,
+    ) -> Self {
+        debug_assert!(kind.is_about_a_message());
+        Self {
+            message_id: Some(message.id),
+            emoji,
+            ..Self::new(message.room_id, kind, by, None)
+        }
+    }
+
     /// Stores the change under its room's next event seq, in `txn`: the event to announce
     /// once `txn` commits. The increment locks the room's row (SQLite: the database) until
     /// then, so events are numbered in commit order, and a rollback takes the number back.
     pub async fn record(self, txn: &impl ConnectionTrait) -> AppResult<Event> {
+        let stored = self.store(txn).await?;
+        Ok(Event::Room(RoomEvent::Change(Arc::new(stored))))
+    }
+
+    /// The same for a change to `message` (as it is after the change).
+    pub async fn record_about(
+        self,
+        txn: &impl ConnectionTrait,
+        message: ChatMessage,
+    ) -> AppResult<Event> {
+        let stored = self.store(txn).await?;
+        Ok(Event::Room(RoomEvent::MessageChange(
+            Arc::new(stored),
+            Arc::new(message),
+        )))
+    }
+
+    async fn store(self, txn: &impl ConnectionTrait) -> AppResult<room_event::Model> {
         let seq = next_event_seq(txn, self.room_id).await?;
         let stored = room_event::ActiveModel {
             room_id: Set(self.room_id),
@@ -155,10 +192,12 @@ impl Change {
             name: Set(self.name),
             topic: Set(self.topic),
             created_at: Set(now()),
+            message_id: Set(self.message_id),
+            emoji: Set(self.emoji.map(str::to_owned)),
         }
         .insert(txn)
         .await?;
-        Ok(Event::Room(RoomEvent::Change(Arc::new(stored))))
+        Ok(stored)
     }
 }
 
@@ -213,14 +252,38 @@ pub(super) async fn events_from(
         ),
         complete_to(changes.len() as u64 == limit, changes.last().map(|c| c.seq)),
     );
+    // The messages that changes name, as they are now: one query for the batch.
+    let named: Vec<Uuid> = changes.iter().filter_map(|c| c.message_id).collect();
+    let mut current: HashMap<Uuid, Arc<ChatMessage>> = HashMap::new();
+    if !named.is_empty() {
+        for row in message::Entity::find()
+            .find_also_related(user::Entity)
+            .filter(message::Column::Id.is_in(named))
+            .all(db)
+            .await?
+        {
+            let message = with_author(row)?;
+            current.insert(message.message.id, Arc::new(message));
+        }
+    }
     let mut events: Vec<RoomEvent> = messages
         .into_iter()
         .map(|row| Ok(RoomEvent::Message(Arc::new(with_author(row)?))))
-        .chain(
-            changes
-                .into_iter()
-                .map(|change| Ok(RoomEvent::Change(Arc::new(change)))),
-        )
+        .chain(changes.into_iter().map(|change| {
+            Ok(match change.message_id {
+                None => RoomEvent::Change(Arc::new(change)),
+                Some(id) => {
+                    let message = current.get(&id).cloned().ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "room event {}/{} names no message",
+                            change.room_id,
+                            change.seq
+                        )
+                    })?;
+                    RoomEvent::MessageChange(Arc::new(change), message)
+                }
+            })
+        }))
         .collect::<AppResult<_>>()?;
     events.retain(|event| event.seq() <= until);
     events.sort_unstable_by_key(RoomEvent::seq);

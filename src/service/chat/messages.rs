@@ -1,6 +1,6 @@
 //! A room's messages: history pages, and sending (numbered by the room's `seq`, idempotent by
 //! `clientMsgId`).
-use std::{net::IpAddr, sync::Arc};
+use std::{collections::HashMap, net::IpAddr, sync::Arc};
 
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, ExprTrait, QueryFilter,
@@ -28,6 +28,8 @@ pub struct NewMessage {
     pub room_id: Uuid,
     pub body: MessageBody,
     pub client_msg_id: Option<ClientMsgId>,
+    /// A message of the same room that this one answers.
+    pub reply_to: Option<Uuid>,
 }
 
 impl Chat {
@@ -95,6 +97,9 @@ impl Chat {
         {
             return same_room(existing, new.room_id, author);
         }
+        if let Some(reply_to) = new.reply_to {
+            self.answerable(new.room_id, reply_to).await?;
+        }
 
         let this = self.clone();
         let sent = detached(async move { this.store(author, new).await }).await?;
@@ -134,6 +139,8 @@ impl Chat {
             client_msg_id: Set(new.client_msg_id.as_ref().map(|c| c.as_str().to_owned())),
             created_at: Set(now()),
             edited_at: Set(None),
+            deleted_at: Set(None),
+            reply_to_id: Set(new.reply_to),
         }
         .insert(&txn)
         .await;
@@ -164,6 +171,34 @@ impl Chat {
         txn.commit().await?;
         self.broker.committed(event);
         Ok(sent)
+    }
+
+    /// Messages with their authors, by id, in one query.
+    pub async fn messages_by_id(&self, ids: &[Uuid]) -> AppResult<HashMap<Uuid, ChatMessage>> {
+        message::Entity::find()
+            .find_also_related(user::Entity)
+            .filter(message::Column::Id.is_in(ids.iter().copied()))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|row| with_author(row).map(|m| (m.message.id, m)))
+            .collect()
+    }
+
+    /// Refuses a reply to anything but a message of the same room that is still there.
+    async fn answerable(&self, room_id: Uuid, reply_to: Uuid) -> AppResult<()> {
+        let target = message::Entity::find_by_id(reply_to).one(&self.db).await?;
+        match target {
+            Some(target) if target.room_id == room_id && target.deleted_at.is_none() => Ok(()),
+            Some(target) if target.room_id == room_id => Err(AppError::bad_input(
+                "replyToId",
+                "the message replied to was deleted",
+            )),
+            _ => Err(AppError::bad_input(
+                "replyToId",
+                "replyToId is not a message of this room",
+            )),
+        }
     }
 
     async fn find_sent(

@@ -1,15 +1,18 @@
 //! Rooms, membership and messages: `rooms` creates, lists, joins, leaves, changes and deletes
 //! them; `members` adds, removes, bans and ranks their members; `direct` opens the room of two
-//! users; `messages` reads history and sends. Everything that happens in a room is an event of
+//! users; `messages` reads history and sends, `edits` edits and deletes, `reactions` reacts.
+//! Everything that happens in a room is an event of
 //! its stream (`events`), which a subscription follows as a `feed`; a user's `inbox` follows
 //! all their rooms at once. Who may do what is `access`.
 mod access;
 mod direct;
+mod edits;
 mod events;
 mod feed;
 mod inbox;
 mod members;
 mod messages;
+mod reactions;
 mod rooms;
 
 use std::sync::Arc;
@@ -35,6 +38,7 @@ pub use events::After;
 pub(crate) use members::leave_all;
 pub use members::{MAX_ADDED, RoomMember};
 pub use messages::NewMessage;
+pub use reactions::{MAX_REACTIONS, ReactionCount};
 pub use rooms::RoomChange;
 
 /// What the operations of one client connection share: turns at database work (a query or

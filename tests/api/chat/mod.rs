@@ -1,5 +1,6 @@
 //! Rooms, membership, sending and history over HTTP: createRoom, joinRoom, leaveRoom, rooms,
 //! publicRooms, room, sendMessage (seq numbering, idempotency) and messages pagination.
+mod conversation;
 mod direct;
 mod events;
 mod history;

@@ -1,0 +1,124 @@
+//! What a conversation needs of its messages: edits and deletions (a deleted message keeps its
+//! row and seq as a tombstone), replies, and reactions; and the events of a room's stream that
+//! are about a message (which message, and for reactions which emoji).
+use sea_orm_migration::{prelude::*, schema::*};
+
+use crate::{
+    m20261122_000001_accounts::Users, m20261122_000002_chat::Messages,
+    m20261206_000006_room_events::RoomEvents,
+};
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        // SQLite adds one column per ALTER TABLE.
+        for column in [
+            timestamp_with_time_zone_null(Conversation::DeletedAt),
+            uuid_null(Conversation::ReplyToId),
+        ] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(Messages::Table)
+                        .add_column(column)
+                        .to_owned(),
+                )
+                .await?;
+        }
+        for column in [
+            uuid_null(Conversation::MessageId),
+            string_len_null(Conversation::Emoji, 64),
+        ] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(RoomEvents::Table)
+                        .add_column(column)
+                        .to_owned(),
+                )
+                .await?;
+        }
+        manager
+            .create_table(
+                Table::create()
+                    .table(Reactions::Table)
+                    .col(uuid(Reactions::MessageId))
+                    .col(uuid(Reactions::UserId))
+                    .col(string_len(Reactions::Emoji, 64))
+                    .col(timestamp_with_time_zone(Reactions::CreatedAt))
+                    .primary_key(
+                        Index::create()
+                            .col(Reactions::MessageId)
+                            .col(Reactions::UserId)
+                            .col(Reactions::Emoji),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .name("fk_reactions_message")
+                            .from(Reactions::Table, Reactions::MessageId)
+                            .to(Messages::Table, Messages::Id)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .name("fk_reactions_user")
+                            .from(Reactions::Table, Reactions::UserId)
+                            .to(Users::Table, Users::Id)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table(Reactions::Table).to_owned())
+            .await?;
+        for column in [Conversation::Emoji, Conversation::MessageId] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(RoomEvents::Table)
+                        .drop_column(column)
+                        .to_owned(),
+                )
+                .await?;
+        }
+        for column in [Conversation::ReplyToId, Conversation::DeletedAt] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(Messages::Table)
+                        .drop_column(column)
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(DeriveIden)]
+enum Conversation {
+    /// `messages.deleted_at`: set when the message was deleted (its body is gone).
+    DeletedAt,
+    /// `messages.reply_to_id`: the message of the same room this one answers.
+    ReplyToId,
+    /// `room_events.message_id`: the message an edit, deletion or reaction was about.
+    MessageId,
+    /// `room_events.emoji`: the reaction added or removed.
+    Emoji,
+}
+
+#[derive(DeriveIden)]
+enum Reactions {
+    Table,
+    MessageId,
+    UserId,
+    Emoji,
+    CreatedAt,
+}

@@ -1,0 +1,72 @@
+//! Batched reads for fields that many objects of one response (or many subscribers of one
+//! event) ask for at once: a message's reactions, the viewer's own reactions, the message it
+//! replies to. Each loader is shared by the whole schema and caches nothing: it only gathers
+//! the keys asked for in the same moment into one query.
+use std::{collections::HashMap, sync::Arc};
+
+use async_graphql::dataloader::{DataLoader, Loader};
+use uuid::Uuid;
+
+use crate::{
+    error::AppError,
+    service::chat::{Chat, ChatMessage, ReactionCount},
+};
+
+/// Every loader of the schema.
+pub struct Loaders {
+    pub reactions: DataLoader<Reactions>,
+    pub own_reactions: DataLoader<OwnReactions>,
+    pub messages: DataLoader<Messages>,
+}
+
+impl Loaders {
+    pub fn new(chat: Arc<Chat>) -> Self {
+        Self {
+            reactions: DataLoader::new(Reactions(chat.clone()), tokio::spawn),
+            own_reactions: DataLoader::new(OwnReactions(chat.clone()), tokio::spawn),
+            messages: DataLoader::new(Messages(chat), tokio::spawn),
+        }
+    }
+}
+
+/// A message's reactions, by message id.
+pub struct Reactions(Arc<Chat>);
+
+impl Loader<Uuid> for Reactions {
+    type Value = Arc<Vec<ReactionCount>>;
+    type Error = AppError;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        let counts = self.0.reaction_counts(keys).await?;
+        Ok(counts.into_iter().map(|(k, v)| (k, Arc::new(v))).collect())
+    }
+}
+
+/// The emoji a user reacted with to a message, by (message id, user id).
+pub struct OwnReactions(Arc<Chat>);
+
+impl Loader<(Uuid, Uuid)> for OwnReactions {
+    type Value = Arc<Vec<String>>;
+    type Error = AppError;
+
+    async fn load(
+        &self,
+        keys: &[(Uuid, Uuid)],
+    ) -> Result<HashMap<(Uuid, Uuid), Self::Value>, Self::Error> {
+        let mine = self.0.reactions_of(keys).await?;
+        Ok(mine.into_iter().map(|(k, v)| (k, Arc::new(v))).collect())
+    }
+}
+
+/// Messages with their authors, by id.
+pub struct Messages(Arc<Chat>);
+
+impl Loader<Uuid> for Messages {
+    type Value = Arc<ChatMessage>;
+    type Error = AppError;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        let found = self.0.messages_by_id(keys).await?;
+        Ok(found.into_iter().map(|(k, v)| (k, Arc::new(v))).collect())
+    }
+}
