@@ -21,6 +21,10 @@ const CREATE_ROOM: &str =
 const JOIN_ROOM: &str = "mutation JoinRoom($roomId: ID!) { joinRoom(roomId: $roomId) { id } }";
 const SEND_MESSAGE: &str =
     "mutation SendMessage($input: SendMessageInput!) { sendMessage(input: $input) { id seq } }";
+/// A page of 100 messages with their authors and reactions (`http --query history`).
+pub const HISTORY: &str = "query History($r: ID!) { messages(roomId: $r, last: 100) { edges { node { seq body createdAt author { id username } reactions { emoji count viewerHasReacted } } } } }";
+const ADD_REACTION: &str =
+    "mutation React($m: ID!, $e: String!) { addReaction(messageId: $m, emoji: $e) { id } }";
 /// The subscription every bench socket holds, selecting only what the fan-out workload reads.
 pub const MESSAGE_ADDED: &str =
     "subscription MessageAdded($r: ID!) { messageAdded(roomId: $r) { seq body } }";
@@ -226,6 +230,34 @@ pub async fn join_room(
         Some(auth),
     )
     .await?;
+    Ok(())
+}
+
+/// Sends a message; returns its id.
+pub async fn send_message(
+    client: &mut HttpClient,
+    auth: &HeaderValue,
+    room_id: &str,
+    text: &str,
+) -> Result<String, CallError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Data {
+        send_message: Id,
+    }
+    let variables = json!({ "input": { "roomId": room_id, "body": text } });
+    let data: Data = call(client, body(SEND_MESSAGE, variables), Some(auth)).await?;
+    Ok(data.send_message.id)
+}
+
+pub async fn add_reaction(
+    client: &mut HttpClient,
+    auth: &HeaderValue,
+    message_id: &str,
+    emoji: &str,
+) -> Result<(), CallError> {
+    let variables = json!({ "m": message_id, "e": emoji });
+    let _: IgnoredAny = call(client, body(ADD_REACTION, variables), Some(auth)).await?;
     Ok(())
 }
 

@@ -23,6 +23,9 @@ pub enum Query {
     Typename,
     /// `me { id username }` with a bearer token: token validation plus a user lookup.
     Me,
+    /// A page of 100 messages with their authors and reactions (each message has 1–5
+    /// reactions from 5 users, in up to 3 emoji): what opening a room costs.
+    History,
 }
 
 #[derive(Clone, Debug)]
@@ -81,6 +84,13 @@ pub async fn run(config: HttpConfig) -> Result<HttpReport> {
             (
                 gql::body(gql::ME, serde_json::Value::Null),
                 Some(account.auth),
+            )
+        }
+        Query::History => {
+            let room_id = setup::reacted_history(&endpoint, &setup::run_id()).await?;
+            (
+                gql::body(gql::HISTORY, serde_json::json!({ "r": room_id.1 })),
+                Some(room_id.0),
             )
         }
     };

@@ -100,6 +100,34 @@ pub async fn shared_room(
     Ok(room_id)
 }
 
+/// A room of 5 users with 100 messages, message `i` reacted to by the first `i % 5 + 1` users
+/// in up to 3 emoji: the `http --query history` workload. Returns the first user's
+/// `Authorization` and the room's id.
+pub async fn reacted_history(endpoint: &Arc<Endpoint>, run: &str) -> Result<(HeaderValue, String)> {
+    let users = register_users(endpoint, run, 5, 5).await?;
+    let room_id = shared_room(endpoint, run, &users, 5).await?;
+    let messages = parallel(endpoint, 100, 1, "sending history", async |client, i| {
+        let author = &users[i % users.len()];
+        Ok(gql::send_message(client, &author.auth, &room_id, &format!("message {i}")).await?)
+    })
+    .await?;
+    parallel(
+        endpoint,
+        messages.len(),
+        4,
+        "reacting",
+        async |client, i| {
+            for (k, user) in users.iter().take(i % users.len() + 1).enumerate() {
+                gql::add_reaction(client, &user.auth, &messages[i], ["👍", "❤️", "🎉"][k % 3])
+                    .await?;
+            }
+            Ok(())
+        },
+    )
+    .await?;
+    Ok((users[0].auth.clone(), room_id))
+}
+
 /// Runs `op(client, i)` for `i` in `0..count` on `concurrency` keep-alive connections, with
 /// progress on stderr; stops at the first error. Results come back in index order.
 pub async fn parallel<T>(

@@ -37,7 +37,7 @@ const BRIEF: Duration = Duration::from_millis(500);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_workloads_run() {
     let server = start_server().await;
-    for query in [http::Query::Typename, http::Query::Me] {
+    for query in [http::Query::Typename, http::Query::Me, http::Query::History] {
         let report = http::run(http::HttpConfig {
             url: server.url.clone(),
             connections: 2,

@@ -78,7 +78,7 @@ impl Parts {
             .message
             .clone()
             .ok_or_else(|| missing(&self.change, "message"))?;
-        Ok(Message(message))
+        Ok(Message::new(message))
     }
 }
 
@@ -291,7 +291,7 @@ impl MessageAdded {
     }
 
     async fn message(&self) -> Message {
-        Message(self.0.clone())
+        Message::new(self.0.clone())
     }
 }
 

@@ -1,11 +1,12 @@
 //! `Message`, room history, `sendMessage` and the `messageAdded` subscription.
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use async_graphql::{
     Context, ID, InputObject, Object, SimpleObject, Subscription, connection::CursorType,
 };
 use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt};
+use uuid::Uuid;
 
 use super::{
     event::{messages_only, subscriber},
@@ -19,74 +20,116 @@ use crate::{
     domain::{ClientMsgId, Emoji, MessageBody},
     entity::room,
     error::{AppError, AppResult},
-    service::chat::{After, ChatMessage, NewMessage},
+    service::chat::{After, ChatMessage, NewMessage, ReactionCount},
 };
 
-pub struct Message(pub Arc<ChatMessage>);
+pub struct Message {
+    row: Arc<ChatMessage>,
+    /// What a page of history read for all its messages at once; without it, each field
+    /// reads through the schema's loaders.
+    page: Option<Arc<PageReads>>,
+}
+
+impl Message {
+    pub fn new(row: impl Into<Arc<ChatMessage>>) -> Self {
+        Self {
+            row: row.into(),
+            page: None,
+        }
+    }
+}
+
+/// Reactions by message, and the viewer's own by (message, viewer).
+type PageReactions = (
+    HashMap<Uuid, Vec<ReactionCount>>,
+    HashMap<(Uuid, Uuid), Vec<String>>,
+);
+
+/// Reads for a whole page of messages, one query each, for the fields its selection has.
+#[derive(Default)]
+struct PageReads {
+    /// `None` when not selected.
+    reactions: Option<PageReactions>,
+    /// The messages replied to, by id; `None` when not selected.
+    replied: Option<HashMap<Uuid, ChatMessage>>,
+}
 
 #[Object]
 impl Message {
     async fn id(&self) -> ID {
-        ID(self.0.message.id.to_string())
+        ID(self.row.message.id.to_string())
     }
 
     async fn room_id(&self) -> ID {
-        ID(self.0.message.room_id.to_string())
+        ID(self.row.message.room_id.to_string())
     }
 
     /// Position in the room: 1, 2, 3... strictly increasing, with no gaps.
     async fn seq(&self) -> i32 {
-        to_int(self.0.message.seq.max(0) as u64)
+        to_int(self.row.message.seq.max(0) as u64)
     }
 
     async fn author(&self) -> User {
-        User::new(self.0.author.clone())
+        User::new(self.row.author.clone())
     }
 
     async fn body(&self) -> &str {
-        &self.0.message.body
+        &self.row.message.body
     }
 
     /// The sender's idempotency key, if it sent one.
     async fn client_msg_id(&self) -> Option<&str> {
-        self.0.message.client_msg_id.as_deref()
+        self.row.message.client_msg_id.as_deref()
     }
 
     async fn created_at(&self) -> DateTime<Utc> {
-        self.0.message.created_at
+        self.row.message.created_at
     }
 
     async fn edited_at(&self) -> Option<DateTime<Utc>> {
-        self.0.message.edited_at
+        self.row.message.edited_at
     }
 
     /// When the message was deleted; its body is then empty and it has no reactions.
     async fn deleted_at(&self) -> Option<DateTime<Utc>> {
-        self.0.message.deleted_at
+        self.row.message.deleted_at
     }
 
     /// The message this one answers; null if it was deleted.
     async fn reply_to(&self, ctx: &Context<'_>) -> AppResult<Option<Message>> {
-        let Some(id) = self.0.message.reply_to_id else {
+        let Some(id) = self.row.message.reply_to_id else {
             return Ok(None);
         };
-        let target = loaders(ctx)?.messages.load_one(id).await?;
+        let target = match self.page.as_ref().and_then(|p| p.replied.as_ref()) {
+            Some(replied) => replied.get(&id).cloned().map(Arc::new),
+            None => loaders(ctx)?.messages.load_one(id).await?,
+        };
         Ok(target
             .filter(|target| target.message.deleted_at.is_none())
-            .map(Message))
+            .map(Message::new))
     }
 
     /// Each emoji reacted with, in the order they were first used.
     async fn reactions(&self, ctx: &Context<'_>) -> AppResult<Vec<Reaction>> {
-        let id = self.0.message.id;
-        let loaders = loaders(ctx)?;
-        let Some(counts) = loaders.reactions.load_one(id).await? else {
-            return Ok(Vec::new());
+        let key = (self.row.message.id, viewer(ctx)?.user_id);
+        let (counts, mine) = match self.page.as_ref().and_then(|p| p.reactions.as_ref()) {
+            Some((counts, mine)) => (
+                counts.get(&key.0).cloned().map(Arc::new),
+                mine.get(&key).cloned().map(Arc::new),
+            ),
+            None => {
+                let loaders = loaders(ctx)?;
+                let Some(counts) = loaders.reactions.load_one(key.0).await? else {
+                    return Ok(Vec::new());
+                };
+                (Some(counts), loaders.own_reactions.load_one(key).await?)
+            }
         };
-        let key = (id, viewer(ctx)?.user_id);
-        let mine = loaders.own_reactions.load_one(key).await?;
         let mine = mine.as_deref().map(Vec::as_slice).unwrap_or_default();
         Ok(counts
+            .as_deref()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
             .iter()
             .map(|c| Reaction {
                 emoji: c.emoji.clone(),
@@ -99,7 +142,7 @@ impl Message {
     /// This message's position, as a cursor for `messages(after:)`, `messages(before:)` or
     /// `messageAdded(after:)`.
     async fn cursor(&self) -> String {
-        MessageCursor(self.0.message.seq).encode_cursor()
+        MessageCursor(self.row.message.seq).encode_cursor()
     }
 }
 
@@ -126,16 +169,47 @@ pub async fn message_page(
     room: &room::Model,
     page: Page<MessageCursor>,
 ) -> AppResult<MessageConnection> {
-    let history = state(ctx)?
-        .chat
+    let chat = &state(ctx)?.chat;
+    let history = chat
         .history(room, page.direction, page.cursor.map(|c| c.0), page.limit)
         .await?;
+    let reads = Arc::new(page_reads(ctx, &history.items).await?);
     Ok(connection(history, |message| {
+        let cursor = MessageCursor(message.message.seq);
+        let page = Some(reads.clone());
         (
-            MessageCursor(message.message.seq),
-            Message(Arc::new(message)),
+            cursor,
+            Message {
+                row: Arc::new(message),
+                page,
+            },
         )
     }))
+}
+
+/// One query per selected field that needs one, for the whole page: a page of 100 messages
+/// costs what a page of one does.
+async fn page_reads(ctx: &Context<'_>, messages: &[ChatMessage]) -> AppResult<PageReads> {
+    let chat = &state(ctx)?.chat;
+    let node = ctx.look_ahead().field("edges").field("node");
+    let ids: Vec<Uuid> = messages.iter().map(|m| m.message.id).collect();
+    let mut reads = PageReads::default();
+    if node.field("reactions").exists() && !ids.is_empty() {
+        let viewer = viewer(ctx)?.user_id;
+        let pairs: Vec<(Uuid, Uuid)> = ids.iter().map(|&id| (id, viewer)).collect();
+        reads.reactions = Some((
+            chat.reaction_counts(&ids).await?,
+            chat.reactions_of(&pairs).await?,
+        ));
+    }
+    let replied: Vec<Uuid> = messages
+        .iter()
+        .filter_map(|m| m.message.reply_to_id)
+        .collect();
+    if node.field("replyTo").exists() && !replied.is_empty() {
+        reads.replied = Some(chat.messages_by_id(&replied).await?);
+    }
+    Ok(reads)
 }
 
 #[derive(InputObject)]
@@ -204,7 +278,7 @@ impl MessageMutation {
             .chat
             .send_message(viewer(ctx)?, caller_ip(ctx), new)
             .await?;
-        Ok(Message(Arc::new(sent)))
+        Ok(Message::new(sent))
     }
 
     /// Replaces the body of one of the viewer's messages (1–4000 characters) and sets its
@@ -220,7 +294,7 @@ impl MessageMutation {
         let body = MessageBody::parse("body", &body)?;
         let chat = &state(ctx)?.chat;
         let edited = chat.edit_message(viewer(ctx)?, message_id, body).await?;
-        Ok(Message(Arc::new(edited)))
+        Ok(Message::new(edited))
     }
 
     /// Deletes a message (its author, or the room's OWNER and ADMINs): it stays in the history
@@ -264,7 +338,7 @@ async fn react(ctx: &Context<'_>, message_id: ID, emoji: String, on: bool) -> Ap
     let emoji = Emoji::parse("emoji", &emoji)?;
     let chat = &state(ctx)?.chat;
     let message = chat.react(viewer(ctx)?, message_id, emoji, on).await?;
-    Ok(Message(Arc::new(message)))
+    Ok(Message::new(message))
 }
 
 #[derive(Default)]
@@ -299,6 +373,6 @@ impl MessageSubscription {
         ))
         .await?;
         let feed = messages_only(feed);
-        Ok(feed.map(|item| item.map(Message)))
+        Ok(feed.map(|item| item.map(Message::new)))
     }
 }
