@@ -1,10 +1,12 @@
 //! What a conversation needs of its messages: edits and deletions (a deleted message keeps its
-//! row and seq as a tombstone), replies, and reactions; and the events of a room's stream that
-//! are about a message (which message, and for reactions which emoji).
+//! row and seq as a tombstone), replies, and reactions; the events of a room's stream that
+//! are about a message (which message, and for reactions which emoji); and how far each
+//! member has read.
 use sea_orm_migration::{prelude::*, schema::*};
 
 use crate::{
-    m20261122_000001_accounts::Users, m20261122_000002_chat::Messages,
+    m20261122_000001_accounts::Users,
+    m20261122_000002_chat::{Memberships, Messages},
     m20261206_000006_room_events::RoomEvents,
 };
 
@@ -42,6 +44,14 @@ impl MigrationTrait for Migration {
                 .await?;
         }
         manager
+            .alter_table(
+                Table::alter()
+                    .table(Memberships::Table)
+                    .add_column(big_integer(Conversation::LastReadSeq).default(0))
+                    .to_owned(),
+            )
+            .await?;
+        manager
             .create_table(
                 Table::create()
                     .table(Reactions::Table)
@@ -78,6 +88,14 @@ impl MigrationTrait for Migration {
         manager
             .drop_table(Table::drop().table(Reactions::Table).to_owned())
             .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Memberships::Table)
+                    .drop_column(Conversation::LastReadSeq)
+                    .to_owned(),
+            )
+            .await?;
         for column in [Conversation::Emoji, Conversation::MessageId] {
             manager
                 .alter_table(
@@ -112,6 +130,8 @@ enum Conversation {
     MessageId,
     /// `room_events.emoji`: the reaction added or removed.
     Emoji,
+    /// `memberships.last_read_seq`: the seq of the newest message the member has read.
+    LastReadSeq,
 }
 
 #[derive(DeriveIden)]

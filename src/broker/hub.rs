@@ -74,6 +74,11 @@ impl Hub {
                 self.inboxes().room_deleted(room_id);
                 self.send_to_room(room_id, RoomNews::Deleted);
             }
+            Event::ReadUpTo {
+                user_id,
+                room_id,
+                seq,
+            } => self.inboxes().read_up_to(user_id, room_id, seq),
             Event::Revoked(sessions) => {
                 for session in sessions {
                     self.revocations.insert(session, Duration::ZERO);

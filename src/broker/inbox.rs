@@ -19,11 +19,16 @@ use super::{Hub, RoomEvent};
 use crate::entity::room_event::EventKind;
 
 /// What an inbox hears: in the user's rooms, every message, settings change and change of
-/// their own role; their own arrivals and departures; rooms deleted.
+/// their own role; their own arrivals, departures and read markers; rooms deleted.
 #[derive(Debug, Clone)]
 pub enum Mine {
     Event(RoomEvent),
     RoomDeleted(Uuid),
+    /// The user read a room up to message `seq` (on any of their devices).
+    ReadUpTo {
+        room_id: Uuid,
+        seq: i64,
+    },
 }
 
 /// One inbox, registered with its instance's hub until dropped.
@@ -212,6 +217,12 @@ impl Inboxes {
             if wanted {
                 entry.send(Mine::Event(event.clone()));
             }
+        }
+    }
+
+    pub(super) fn read_up_to(&mut self, user_id: Uuid, room_id: Uuid, seq: i64) {
+        for id in self.by_user.get(&user_id).cloned().unwrap_or_default() {
+            self.send(id, Mine::ReadUpTo { room_id, seq });
         }
     }
 

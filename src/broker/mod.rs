@@ -88,6 +88,12 @@ pub enum Event {
     RoomDeleted {
         room_id: Uuid,
     },
+    /// A member read a room up to message `seq`: their other devices hear it.
+    ReadUpTo {
+        user_id: Uuid,
+        room_id: Uuid,
+        seq: i64,
+    },
     /// Sessions were revoked: their access tokens stop working and their sockets close.
     Revoked(Vec<Uuid>),
 }

@@ -10,6 +10,8 @@ pub struct Model {
     pub user_id: Uuid,
     pub joined_at: DateTimeUtc,
     pub role: RoomRole,
+    /// The seq of the newest message the member has read (`markRead`): it never moves back.
+    pub last_read_seq: i64,
     #[sea_orm(belongs_to, from = "room_id", to = "id")]
     pub room: BelongsTo<super::room::Entity>,
 }

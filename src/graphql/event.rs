@@ -94,6 +94,7 @@ pub enum MyEvent {
     MemberRoleChanged(MemberRoleChanged),
     RoomUpdated(RoomUpdated),
     RoomDeleted(RoomDeleted),
+    RoomRead(RoomRead),
 }
 
 impl MyEvent {
@@ -101,6 +102,9 @@ impl MyEvent {
     fn from(mine: Mine) -> Option<Self> {
         let event = match mine {
             Mine::RoomDeleted(room_id) => return Some(MyEvent::RoomDeleted(RoomDeleted(room_id))),
+            Mine::ReadUpTo { room_id, seq } => {
+                return Some(MyEvent::RoomRead(RoomRead { room_id, seq }));
+            }
             Mine::Event(broker::RoomEvent::Message(message)) => {
                 return Some(MyEvent::NewMessage(NewMessage(message)));
             }
@@ -350,6 +354,24 @@ pub struct RoomDeleted(uuid::Uuid);
 impl RoomDeleted {
     async fn room_id(&self) -> ID {
         ID(self.0.to_string())
+    }
+}
+
+/// The viewer read a room up to a message, on one of their devices (`markRead`).
+pub struct RoomRead {
+    room_id: uuid::Uuid,
+    seq: i64,
+}
+
+#[Object]
+impl RoomRead {
+    async fn room_id(&self) -> ID {
+        ID(self.room_id.to_string())
+    }
+
+    /// The room's `lastReadSeq` from now on.
+    async fn last_read_seq(&self) -> i32 {
+        to_int(self.seq.max(0) as u64)
     }
 }
 

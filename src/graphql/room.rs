@@ -63,6 +63,25 @@ impl Room {
         Ok(role.map(RoomRole::from))
     }
 
+    /// The seq of the newest message the viewer has read (`markRead`); null if not a member.
+    async fn last_read_seq(&self, ctx: &Context<'_>) -> AppResult<Option<i32>> {
+        let chat = &state(ctx)?.chat;
+        let read = chat.last_read(self.0.id, viewer(ctx)?.user_id).await?;
+        Ok(read.map(|seq| to_int(seq.max(0) as u64)))
+    }
+
+    /// Messages of others after `lastReadSeq` that are still there, counted up to 1000;
+    /// null if not a member.
+    async fn unread_count(&self, ctx: &Context<'_>) -> AppResult<Option<i32>> {
+        let chat = &state(ctx)?.chat;
+        let user_id = viewer(ctx)?.user_id;
+        let Some(read) = chat.last_read(self.0.id, user_id).await? else {
+            return Ok(None);
+        };
+        let unread = chat.unread_count(self.0.id, user_id, read).await?;
+        Ok(Some(to_int(unread)))
+    }
+
     async fn member_count(&self, ctx: &Context<'_>) -> AppResult<i32> {
         Ok(to_int(state(ctx)?.chat.member_count(self.0.id).await?))
     }
@@ -265,6 +284,19 @@ impl RoomMutation {
     async fn delete_room(&self, ctx: &Context<'_>, room_id: ID) -> AppResult<bool> {
         let room_id = parse_id("roomId", &room_id)?;
         state(ctx)?.chat.delete_room(viewer(ctx)?, room_id).await
+    }
+
+    /// Marks the room read up to the message `seq` for the viewer (members). A marker never
+    /// moves back: an older seq changes nothing. The viewer's other devices hear it through
+    /// `myEvents` (RoomRead).
+    #[graphql(guard = "SignedIn")]
+    async fn mark_read(&self, ctx: &Context<'_>, room_id: ID, seq: i32) -> AppResult<Room> {
+        let room_id = parse_id("roomId", &room_id)?;
+        let chat = &state(ctx)?.chat;
+        let room = chat
+            .mark_read(viewer(ctx)?, room_id, i64::from(seq))
+            .await?;
+        Ok(Room(room))
     }
 
     /// The direct room of the viewer and another user, created the first time either opens

@@ -205,6 +205,11 @@ impl Listener {
                 }
             }
             Wire::RoomDeleted { r } => Event::RoomDeleted { room_id: r },
+            Wire::ReadUpTo { u, r, s } => Event::ReadUpTo {
+                user_id: u,
+                room_id: r,
+                seq: s,
+            },
             Wire::Revoked { s } => Event::Revoked(s),
         };
         self.hub.dispatch(event);

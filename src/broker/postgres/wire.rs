@@ -31,6 +31,8 @@ pub(super) enum Wire {
     Change(WireChange),
     #[serde(rename = "d")]
     RoomDeleted { r: Uuid },
+    #[serde(rename = "r")]
+    ReadUpTo { u: Uuid, r: Uuid, s: i64 },
     #[serde(rename = "x")]
     Revoked { s: Vec<Uuid> },
 }
@@ -127,6 +129,15 @@ pub(super) fn encode(event: &Event, seal: &Seal) -> Vec<String> {
             vec![to_json(&Wire::Change(change.as_ref().into()))]
         }
         Event::RoomDeleted { room_id } => vec![to_json(&Wire::RoomDeleted { r: *room_id })],
+        Event::ReadUpTo {
+            user_id,
+            room_id,
+            seq,
+        } => vec![to_json(&Wire::ReadUpTo {
+            u: *user_id,
+            r: *room_id,
+            s: *seq,
+        })],
         Event::Revoked(sessions) => sessions
             .chunks(REVOCATIONS_PER_NOTIFY)
             .map(|chunk| to_json(&Wire::Revoked { s: chunk.to_vec() }))

@@ -66,24 +66,26 @@ impl Chat {
         )
         .exec_without_returning(&txn)
         .await?;
-        let room_id = room::Entity::find()
-            .filter(room::Column::DirectKey.eq(&key))
-            .one(&txn)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("direct room missing after its insert"))?
-            .id;
+        let find = || async {
+            let found = room::Entity::find()
+                .filter(room::Column::DirectKey.eq(&key))
+                .one(&txn)
+                .await?;
+            AppResult::Ok(
+                found.ok_or_else(|| anyhow::anyhow!("direct room missing after its insert"))?,
+            )
+        };
+        let mut room: room::Model = find().await?;
         let mut events = Vec::new();
         if created == 1 {
             let by = Some(me.id);
             for user_id in [me.id, other.id] {
                 let role = RoomRole::Member;
-                events.extend(add_member(&txn, room_id, user_id, role, by).await?);
+                events.extend(add_member(&txn, &room, user_id, role, by).await?);
             }
+            // As the events left it.
+            room = find().await?;
         }
-        let room = room::Entity::find_by_id(room_id)
-            .one(&txn)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("direct room missing after its insert"))?;
         self.commit(txn, events).await?;
         Ok(room)
     }

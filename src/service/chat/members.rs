@@ -81,7 +81,7 @@ impl Chat {
         let mut events = Vec::new();
         for &user_id in &wanted {
             let by = Some(viewer.user_id);
-            events.extend(add_member(&txn, room_id, user_id, RoomRole::Member, by).await?);
+            events.extend(add_member(&txn, &access.room, user_id, RoomRole::Member, by).await?);
         }
         self.commit(txn, events).await?;
         Ok(access.room)

@@ -1,6 +1,7 @@
 //! Rooms, membership and messages: `rooms` creates, lists, joins, leaves, changes and deletes
 //! them; `members` adds, removes, bans and ranks their members; `direct` opens the room of two
-//! users; `messages` reads history and sends, `edits` edits and deletes, `reactions` reacts.
+//! users; `messages` reads history and sends, `edits` edits and deletes, `reactions` reacts,
+//! `reads` keeps read markers.
 //! Everything that happens in a room is an event of
 //! its stream (`events`), which a subscription follows as a `feed`; a user's `inbox` follows
 //! all their rooms at once. Who may do what is `access`.
@@ -13,6 +14,7 @@ mod inbox;
 mod members;
 mod messages;
 mod reactions;
+mod reads;
 mod rooms;
 
 use std::sync::Arc;
@@ -39,6 +41,7 @@ pub(crate) use members::leave_all;
 pub use members::{MAX_ADDED, RoomMember};
 pub use messages::NewMessage;
 pub use reactions::{MAX_REACTIONS, ReactionCount};
+pub use reads::MAX_UNREAD;
 pub use rooms::RoomChange;
 
 /// What the operations of one client connection share: turns at database work (a query or

@@ -57,7 +57,7 @@ impl Chat {
         }
         .insert(&txn)
         .await?;
-        let joined = add_member(&txn, created.id, viewer.user_id, RoomRole::Owner, None).await?;
+        let joined = add_member(&txn, &created, viewer.user_id, RoomRole::Owner, None).await?;
         let room = room::Entity::find_by_id(created.id)
             .one(&txn)
             .await?
@@ -74,7 +74,7 @@ impl Chat {
             return Ok(access.room);
         }
         let (txn, access) = self.begin_on(room_id, viewer.user_id, Action::Join).await?;
-        let joined = add_member(&txn, room_id, viewer.user_id, RoomRole::Member, None).await?;
+        let joined = add_member(&txn, &access.room, viewer.user_id, RoomRole::Member, None).await?;
         self.commit(txn, joined.into_iter().collect()).await?;
         Ok(access.room)
     }
@@ -235,24 +235,24 @@ pub(super) fn escape_like(s: &str) -> String {
     escaped
 }
 
-pub(super) fn new_member(room_id: Uuid, user_id: Uuid, role: RoomRole) -> membership::ActiveModel {
-    membership::ActiveModel {
-        room_id: Set(room_id),
-        user_id: Set(user_id),
-        joined_at: Set(now()),
-        role: Set(role),
-    }
-}
-
-/// Makes `user_id` a member, unless they are one: the event to announce if they were not.
+/// Makes `user_id` a member of `room` (as read in `txn`, its row locked), unless they are one:
+/// the event to announce if they were not. A new member has read what came before them.
 pub(super) async fn add_member(
     txn: &impl ConnectionTrait,
-    room_id: Uuid,
+    room: &room::Model,
     user_id: Uuid,
     role: RoomRole,
     by: Option<Uuid>,
 ) -> AppResult<Option<Event>> {
-    let added = membership::Entity::insert(new_member(room_id, user_id, role))
+    let room_id = room.id;
+    let member = membership::ActiveModel {
+        room_id: Set(room_id),
+        user_id: Set(user_id),
+        joined_at: Set(now()),
+        role: Set(role),
+        last_read_seq: Set(room.last_seq),
+    };
+    let added = membership::Entity::insert(member)
         .on_conflict_do_nothing()
         .exec_without_returning(txn)
         .await?;

@@ -1,0 +1,98 @@
+//! How far each member has read: `markRead` moves a member's marker forward, never back, and
+//! unread counts follow from it. A marker that moves reaches the member's other devices
+//! through `myEvents`.
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter, QuerySelect,
+    sea_query::{Alias, Expr, Query},
+};
+use uuid::Uuid;
+
+use super::{
+    Chat,
+    access::{Action, room_access},
+};
+use crate::{
+    broker::Event,
+    entity::{membership, message, room},
+    error::{AppError, AppResult},
+    service::{auth::Viewer, begin_write},
+};
+
+/// Unread messages are counted up to this many: past it, a client shows "999+", and the
+/// count stops costing more.
+pub const MAX_UNREAD: u64 = 1000;
+
+impl Chat {
+    /// Marks the room read up to message `seq` for the viewer. A marker never moves back:
+    /// marking an older message read changes nothing.
+    pub async fn mark_read(
+        &self,
+        viewer: &Viewer,
+        room_id: Uuid,
+        seq: i64,
+    ) -> AppResult<room::Model> {
+        if seq < 0 {
+            return Err(AppError::bad_input("seq", "seq must not be negative"));
+        }
+        let access = room_access(&self.db, room_id, viewer.user_id).await?;
+        Action::Take.check(&access)?;
+        if seq > access.room.last_seq {
+            return Err(AppError::bad_input(
+                "seq",
+                "seq is past the newest message of this room",
+            ));
+        }
+        let txn = begin_write(&self.writer).await?;
+        let moved = membership::Entity::update_many()
+            .col_expr(membership::Column::LastReadSeq, Expr::value(seq))
+            .filter(membership::Column::RoomId.eq(room_id))
+            .filter(membership::Column::UserId.eq(viewer.user_id))
+            .filter(membership::Column::LastReadSeq.lt(seq))
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        if moved == 1 {
+            let user_id = viewer.user_id;
+            let event = Event::ReadUpTo {
+                user_id,
+                room_id,
+                seq,
+            };
+            self.commit(txn, vec![event]).await?;
+        }
+        Ok(access.room)
+    }
+
+    /// The seq of the newest message `user_id` has read in the room; `None` if not a member.
+    pub async fn last_read(&self, room_id: Uuid, user_id: Uuid) -> AppResult<Option<i64>> {
+        Ok(membership::Entity::find_by_id((room_id, user_id))
+            .select_only()
+            .column(membership::Column::LastReadSeq)
+            .into_tuple()
+            .one(&self.db)
+            .await?)
+    }
+
+    /// Messages of others after `after` that are still there, counted up to `MAX_UNREAD`.
+    pub async fn unread_count(&self, room_id: Uuid, user_id: Uuid, after: i64) -> AppResult<u64> {
+        let unread = Query::select()
+            .expr(Expr::val(1))
+            .from(message::Entity)
+            .and_where(message::Column::RoomId.eq(room_id))
+            .and_where(message::Column::Seq.gt(after))
+            .and_where(message::Column::AuthorId.ne(user_id))
+            .and_where(message::Column::DeletedAt.is_null())
+            .limit(MAX_UNREAD)
+            .to_owned();
+        let count = Query::select()
+            .expr_as(Expr::val(1).count(), Alias::new("n"))
+            .from_subquery(unread, Alias::new("unread"))
+            .to_owned();
+        let row = self.db.query_one(&count).await?;
+        let n: i64 = row
+            .map(|row| row.try_get("", "n"))
+            .transpose()?
+            .unwrap_or(0);
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
