@@ -1,7 +1,7 @@
 //! What a conversation needs of its messages: edits and deletions (a deleted message keeps its
 //! row and seq as a tombstone), replies, and reactions; the events of a room's stream that
-//! are about a message (which message, and for reactions which emoji); and how far each
-//! member has read.
+//! are about a message (which message, and for reactions which emoji); who a message mentions;
+//! and how far each member has read.
 use sea_orm_migration::{prelude::*, schema::*};
 
 use crate::{
@@ -81,10 +81,52 @@ impl MigrationTrait for Migration {
                     )
                     .to_owned(),
             )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(Mentions::Table)
+                    .col(uuid(Mentions::MessageId))
+                    .col(uuid(Mentions::UserId))
+                    .primary_key(
+                        Index::create()
+                            .col(Mentions::MessageId)
+                            .col(Mentions::UserId),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .name("fk_mentions_message")
+                            .from(Mentions::Table, Mentions::MessageId)
+                            .to(Messages::Table, Messages::Id)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .name("fk_mentions_user")
+                            .from(Mentions::Table, Mentions::UserId)
+                            .to(Users::Table, Users::Id)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        // A user's mentions, for their unread mention counts.
+        manager
+            .create_index(
+                Index::create()
+                    .name("ix_mentions_user")
+                    .table(Mentions::Table)
+                    .col(Mentions::UserId)
+                    .col(Mentions::MessageId)
+                    .to_owned(),
+            )
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table(Mentions::Table).to_owned())
+            .await?;
         manager
             .drop_table(Table::drop().table(Reactions::Table).to_owned())
             .await?;
@@ -141,4 +183,12 @@ enum Reactions {
     UserId,
     Emoji,
     CreatedAt,
+}
+
+#[derive(DeriveIden)]
+enum Mentions {
+    #[sea_orm(iden = "message_mentions")]
+    Table,
+    MessageId,
+    UserId,
 }

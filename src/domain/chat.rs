@@ -118,6 +118,34 @@ impl Emoji {
     }
 }
 
+/// Users a message mentions, at most: later `@names` in the same body are plain text.
+pub const MAX_MENTIONS: usize = 20;
+
+/// The usernames a body mentions (`@name`, not inside a word), lowercased, each once, in order,
+/// at most `MAX_MENTIONS`. Which of them are members is for the room to say.
+pub fn mentioned_usernames(body: &str) -> Vec<String> {
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut found: Vec<String> = Vec::new();
+    let mut previous = None;
+    for (i, c) in body.char_indices() {
+        let starts = c == '@' && !previous.is_some_and(|p: char| word(p) || p == '@');
+        previous = Some(c);
+        if !starts {
+            continue;
+        }
+        let rest = &body[i + 1..];
+        let len = rest.find(|c: char| !word(c)).unwrap_or(rest.len());
+        let name = rest[..len].to_ascii_lowercase();
+        if (super::Username::MIN..=super::Username::MAX).contains(&len) && !found.contains(&name) {
+            found.push(name);
+            if found.len() == MAX_MENTIONS {
+                break;
+            }
+        }
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,5 +225,17 @@ mod tests {
         for refused in ["", "a", "👍👍", " 👍", ":+1:", &"👍".repeat(640)] {
             assert!(Emoji::parse("emoji", refused).is_err(), "{refused:?}");
         }
+    }
+
+    #[test]
+    fn mentions_are_whole_names_after_an_at() {
+        assert_eq!(
+            mentioned_usernames("@Ann and @bob_2, not mail@cat.io nor @@dan, @ann again; @al"),
+            ["ann", "bob_2"]
+        );
+        assert_eq!(mentioned_usernames("(@eve)"), ["eve"]);
+        assert!(mentioned_usernames(&format!("@{}", "x".repeat(33))).is_empty());
+        let many: String = (0..50).map(|i| format!("@user{i} ")).collect();
+        assert_eq!(mentioned_usernames(&many).len(), MAX_MENTIONS);
     }
 }

@@ -2,6 +2,7 @@
 //! never derived on them (the user row holds a password hash).
 pub mod membership;
 pub mod message;
+pub mod message_mention;
 pub mod reaction;
 pub mod refresh_token;
 pub mod room;

@@ -8,6 +8,7 @@ use futures_util::{Stream, StreamExt, future};
 
 use super::{
     guard::{SignedIn, viewer},
+    loaders,
     member::{RoomRole, user},
     message::{Message, MessageCursor},
     pagination::cursor,
@@ -322,6 +323,13 @@ impl NewMessage {
 
     async fn author(&self) -> User {
         User::new(self.0.author.clone())
+    }
+
+    /// Whether the message mentions the viewer.
+    async fn mentions_viewer(&self, ctx: &Context<'_>) -> AppResult<bool> {
+        let mentions = loaders(ctx)?.mentions.load_one(self.0.message.id).await?;
+        let viewer = viewer(ctx)?.user_id;
+        Ok(mentions.is_some_and(|ids| ids.contains(&viewer)))
     }
 
     /// The start of the body: at most 100 characters, ending in "…" where it was cut.

@@ -1,6 +1,6 @@
 //! Batched reads for fields that many objects of one response (or many subscribers of one
 //! event) ask for at once: a message's reactions, the viewer's own reactions, the message it
-//! replies to. Each loader is shared by the whole schema and caches nothing: it only gathers
+//! replies to, whom it mentions. Each loader is shared by the whole schema and caches nothing: it only gathers
 //! the keys asked for in the same moment into one query.
 use std::{collections::HashMap, sync::Arc};
 
@@ -17,6 +17,7 @@ pub struct Loaders {
     pub reactions: DataLoader<Reactions>,
     pub own_reactions: DataLoader<OwnReactions>,
     pub messages: DataLoader<Messages>,
+    pub mentions: DataLoader<Mentions>,
 }
 
 impl Loaders {
@@ -24,7 +25,8 @@ impl Loaders {
         Self {
             reactions: DataLoader::new(Reactions(chat.clone()), tokio::spawn),
             own_reactions: DataLoader::new(OwnReactions(chat.clone()), tokio::spawn),
-            messages: DataLoader::new(Messages(chat), tokio::spawn),
+            messages: DataLoader::new(Messages(chat.clone()), tokio::spawn),
+            mentions: DataLoader::new(Mentions(chat), tokio::spawn),
         }
     }
 }
@@ -67,6 +69,19 @@ impl Loader<Uuid> for Messages {
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
         let found = self.0.messages_by_id(keys).await?;
+        Ok(found.into_iter().map(|(k, v)| (k, Arc::new(v))).collect())
+    }
+}
+
+/// Whom a message mentions, by message id.
+pub struct Mentions(Arc<Chat>);
+
+impl Loader<Uuid> for Mentions {
+    type Value = Arc<Vec<Uuid>>;
+    type Error = AppError;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        let found = self.0.mentions_of(keys).await?;
         Ok(found.into_iter().map(|(k, v)| (k, Arc::new(v))).collect())
     }
 }

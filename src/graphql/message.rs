@@ -12,6 +12,7 @@ use super::{
     event::{messages_only, subscriber},
     guard::{SignedIn, caller_ip, viewer},
     loaders,
+    member::user as member_user,
     pagination::{Connection, Page, connection, cursor, page_cost},
     parse_id, state, to_int,
     user::User,
@@ -52,6 +53,8 @@ struct PageReads {
     reactions: Option<PageReactions>,
     /// The messages replied to, by id; `None` when not selected.
     replied: Option<HashMap<Uuid, ChatMessage>>,
+    /// Whom each message mentions; `None` when not selected.
+    mentions: Option<HashMap<Uuid, Vec<Uuid>>>,
 }
 
 #[Object]
@@ -107,6 +110,24 @@ impl Message {
         Ok(target
             .filter(|target| target.message.deleted_at.is_none())
             .map(Message::new))
+    }
+
+    /// The members the body mentions (`@username`; at most 20), as they were when it was
+    /// sent or last edited.
+    async fn mentions(&self, ctx: &Context<'_>) -> AppResult<Vec<User>> {
+        let id = self.row.message.id;
+        let ids = match self.page.as_ref().and_then(|p| p.mentions.as_ref()) {
+            Some(mentions) => mentions.get(&id).cloned().unwrap_or_default(),
+            None => match loaders(ctx)?.mentions.load_one(id).await? {
+                Some(ids) => ids.as_ref().clone(),
+                None => Vec::new(),
+            },
+        };
+        let mut users = Vec::with_capacity(ids.len());
+        for id in ids {
+            users.push(member_user(ctx, id).await?);
+        }
+        Ok(users)
     }
 
     /// Each emoji reacted with, in the order they were first used.

@@ -82,6 +82,18 @@ impl Room {
         Ok(Some(to_int(unread)))
     }
 
+    /// Messages after `lastReadSeq` that mention the viewer and are still there, counted up to
+    /// 1000; null if not a member.
+    async fn mention_count(&self, ctx: &Context<'_>) -> AppResult<Option<i32>> {
+        let chat = &state(ctx)?.chat;
+        let user_id = viewer(ctx)?.user_id;
+        let Some(read) = chat.last_read(self.0.id, user_id).await? else {
+            return Ok(None);
+        };
+        let mentions = chat.mention_count(self.0.id, user_id, read).await?;
+        Ok(Some(to_int(mentions)))
+    }
+
     async fn member_count(&self, ctx: &Context<'_>) -> AppResult<i32> {
         Ok(to_int(state(ctx)?.chat.member_count(self.0.id).await?))
     }

@@ -24,6 +24,8 @@ db_tests! {
             ("a room's messages from an event seq", format!("SELECT id FROM messages WHERE room_id = {id} AND event_seq >= 5 ORDER BY event_seq LIMIT 100")),
             ("a room's other events from a seq", format!("SELECT kind FROM room_events WHERE room_id = {id} AND seq >= 5 ORDER BY seq LIMIT 100")),
             ("a page's reactions", format!("SELECT message_id, emoji, COUNT(user_id) FROM reactions WHERE message_id IN ({id}, {id}) GROUP BY message_id, emoji")),
+            ("a member's unread mentions", format!("SELECT 1 FROM message_mentions mm JOIN messages m ON m.id = mm.message_id WHERE mm.user_id = {id} AND m.room_id = {id} AND m.seq > 5 AND m.deleted_at IS NULL LIMIT 1000")),
+            ("a member's unread messages", format!("SELECT 1 FROM messages WHERE room_id = {id} AND seq > 5 AND author_id <> {id} AND deleted_at IS NULL LIMIT 1000")),
             ("a user's rooms", format!("SELECT m.room_id, r.last_event_seq FROM memberships m JOIN rooms r ON r.id = m.room_id WHERE m.user_id = {id}")),
             ("a membership", format!("SELECT joined_at FROM memberships WHERE room_id = {id} AND user_id = {id}")),
             ("a page of members", format!("SELECT user_id FROM memberships WHERE room_id = {id} AND user_id > {id} ORDER BY user_id LIMIT 51")),

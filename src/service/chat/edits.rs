@@ -12,6 +12,7 @@ use super::{
     Chat, ChatMessage,
     access::{Action, RoomAccess},
     events::Change,
+    mentions::record_mentions,
 };
 use crate::{
     domain::MessageBody,
@@ -37,7 +38,9 @@ impl Chat {
         let mut edited: message::ActiveModel = message.into();
         edited.body = Set(body.into_inner());
         edited.edited_at = Set(Some(now()));
-        let edited = self.with_author(edited.update(&txn).await?).await?;
+        let edited = edited.update(&txn).await?;
+        record_mentions(&txn, &edited).await?;
+        let edited = self.with_author(edited).await?;
         let change = Change::about_message(
             &edited.message,
             EventKind::MessageEdited,
@@ -65,7 +68,9 @@ impl Chat {
         let mut deleted: message::ActiveModel = message.into();
         deleted.body = Set(String::new());
         deleted.deleted_at = Set(Some(now()));
-        let deleted = self.with_author(deleted.update(&txn).await?).await?;
+        let deleted = deleted.update(&txn).await?;
+        record_mentions(&txn, &deleted).await?;
+        let deleted = self.with_author(deleted).await?;
         let change = Change::about_message(
             &deleted.message,
             EventKind::MessageDeleted,

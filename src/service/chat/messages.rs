@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::{
     Chat, ChatMessage,
     access::{Action, room_access},
+    mentions::record_mentions,
 };
 use crate::{
     broker::{Event, RoomEvent},
@@ -162,6 +163,9 @@ impl Chat {
             }
             (Err(err), _) => return Err(err.into()),
         };
+        if stored.body.contains('@') {
+            record_mentions(&txn, &stored).await?;
+        }
         let sent = ChatMessage {
             message: stored,
             author,

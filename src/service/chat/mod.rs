@@ -1,7 +1,7 @@
 //! Rooms, membership and messages: `rooms` creates, lists, joins, leaves, changes and deletes
 //! them; `members` adds, removes, bans and ranks their members; `direct` opens the room of two
 //! users; `messages` reads history and sends, `edits` edits and deletes, `reactions` reacts,
-//! `reads` keeps read markers.
+//! `reads` keeps read markers, `mentions` who a message names.
 //! Everything that happens in a room is an event of
 //! its stream (`events`), which a subscription follows as a `feed`; a user's `inbox` follows
 //! all their rooms at once. Who may do what is `access`.
@@ -12,6 +12,7 @@ mod events;
 mod feed;
 mod inbox;
 mod members;
+mod mentions;
 mod messages;
 mod reactions;
 mod reads;

@@ -2,14 +2,15 @@
 //! unread counts follow from it. A marker that moves reaches the member's other devices
 //! through `myEvents`.
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter, QuerySelect,
-    sea_query::{Alias, Expr, Query},
+    ColumnTrait, EntityTrait, QueryFilter, QuerySelect,
+    sea_query::{Expr, Query},
 };
 use uuid::Uuid;
 
 use super::{
     Chat,
     access::{Action, room_access},
+    mentions::count_rows,
 };
 use crate::{
     broker::Event,
@@ -84,15 +85,6 @@ impl Chat {
             .and_where(message::Column::DeletedAt.is_null())
             .limit(MAX_UNREAD)
             .to_owned();
-        let count = Query::select()
-            .expr_as(Expr::val(1).count(), Alias::new("n"))
-            .from_subquery(unread, Alias::new("unread"))
-            .to_owned();
-        let row = self.db.query_one(&count).await?;
-        let n: i64 = row
-            .map(|row| row.try_get("", "n"))
-            .transpose()?
-            .unwrap_or(0);
-        Ok(u64::try_from(n).unwrap_or(0))
+        count_rows(&self.db, unread).await
     }
 }

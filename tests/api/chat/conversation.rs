@@ -222,4 +222,40 @@ db_tests! {
         assert_eq!(ws.next("s").await["data"]["messageAdded"]["body"], "typed, finally");
         assert_eq!(ws.next("s").await["data"]["messageAdded"]["body"], "");
     }
+
+    async fn mentions_name_members_and_count_until_read(db) {
+        let app = spawn_app(&db).await;
+        // quin exists but is not in the room: not mentionable there.
+        let (oli, pam, _quin) = (app.register("oli").await, app.register("pam").await, app.register("quin").await);
+        let room = app.create_room(&oli, "mentions", false).await;
+        app.join_room(&pam, &room).await.ok();
+        let mut ws = app.ws_ready(&pam.access_token).await;
+        ws.subscribe("m", "subscription { myEvents { ... on NewMessage { seq mentionsViewer } } }", json!({})).await;
+        ws.sync().await;
+        let counts = async || {
+            let answer = app.gql(Some(&pam.access_token), "query($r: ID!) { room(id: $r) { unreadCount mentionCount } }", json!({ "r": room })).await;
+            answer.ok()["room"].clone()
+        };
+
+        app.send_message(&oli, &room, "no one").await;
+        let hello = app.send_message(&oli, &room, "hi @Pam, @quin (not here) and @nobody; @pam again").await;
+        assert_eq!(ws.next("m").await["data"]["myEvents"], json!({ "seq": 1, "mentionsViewer": false }));
+        assert_eq!(ws.next("m").await["data"]["myEvents"], json!({ "seq": 2, "mentionsViewer": true }));
+        let page = app.gql(Some(&oli.access_token), "query($r: ID!) { messages(roomId: $r) { edges { node { mentions { username } } } } }", json!({ "r": room })).await;
+        assert_eq!(page.ok()["messages"]["edges"][1]["node"]["mentions"], json!([{ "username": "pam" }]), "members only, once");
+        assert_eq!(counts().await, json!({ "unreadCount": 2, "mentionCount": 1 }));
+
+        // Editing the mention away, and back; deleting; reading.
+        let edited = on(&app, &oli, "mutation($m: ID!) { editMessage(messageId: $m, body: \"hi all\") { mentions { username } } }", &hello, json!({})).await;
+        assert_eq!(edited.ok()["editMessage"]["mentions"], json!([]));
+        assert_eq!(counts().await["mentionCount"], 0);
+        on(&app, &oli, EDIT, &hello, json!({ "b": "hi @pam" })).await.ok();
+        assert_eq!(counts().await["mentionCount"], 1);
+        let again = app.send_message(&oli, &room, "@pam?").await;
+        assert_eq!(counts().await, json!({ "unreadCount": 3, "mentionCount": 2 }));
+        on(&app, &oli, DELETE, &again, json!({})).await.ok();
+        assert_eq!(counts().await, json!({ "unreadCount": 2, "mentionCount": 1 }));
+        app.gql(Some(&pam.access_token), "mutation($r: ID!) { markRead(roomId: $r, seq: 2) { id } }", json!({ "r": room })).await.ok();
+        assert_eq!(counts().await, json!({ "unreadCount": 0, "mentionCount": 0 }));
+    }
 }
