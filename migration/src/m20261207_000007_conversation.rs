@@ -1,12 +1,12 @@
 //! What a conversation needs of its messages: edits and deletions (a deleted message keeps its
 //! row and seq as a tombstone), replies, and reactions; the events of a room's stream that
 //! are about a message (which message, and for reactions which emoji); who a message mentions;
-//! and how far each member has read.
+//! how far each member has read; and when each room last had a message, to list rooms by it.
 use sea_orm_migration::{prelude::*, schema::*};
 
 use crate::{
     m20261122_000001_accounts::Users,
-    m20261122_000002_chat::{Memberships, Messages},
+    m20261122_000002_chat::{Memberships, Messages, Rooms},
     m20261206_000006_room_events::RoomEvents,
 };
 
@@ -49,6 +49,29 @@ impl MigrationTrait for Migration {
                     .table(Memberships::Table)
                     .add_column(big_integer(Conversation::LastReadSeq).default(0))
                     .to_owned(),
+            )
+            .await?;
+        // What was sent before markers existed counts as read.
+        manager
+            .get_connection()
+            .execute_unprepared(
+                "UPDATE memberships SET last_read_seq = \
+                 (SELECT r.last_seq FROM rooms r WHERE r.id = memberships.room_id)",
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Rooms::Table)
+                    .add_column(timestamp_with_time_zone_null(Conversation::LastActivityAt))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .get_connection()
+            .execute_unprepared(
+                "UPDATE rooms SET last_activity_at = COALESCE((SELECT MAX(m.created_at) \
+                 FROM messages m WHERE m.room_id = rooms.id), rooms.created_at)",
             )
             .await?;
         manager
@@ -138,6 +161,14 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Rooms::Table)
+                    .drop_column(Conversation::LastActivityAt)
+                    .to_owned(),
+            )
+            .await?;
         for column in [Conversation::Emoji, Conversation::MessageId] {
             manager
                 .alter_table(
@@ -174,6 +205,8 @@ enum Conversation {
     Emoji,
     /// `memberships.last_read_seq`: the seq of the newest message the member has read.
     LastReadSeq,
+    /// `rooms.last_activity_at`: when its newest message was sent (its creation, before).
+    LastActivityAt,
 }
 
 #[derive(DeriveIden)]

@@ -19,6 +19,9 @@ pub struct Model {
     pub is_direct: bool,
     /// For a direct room, `<smaller user id>:<larger user id>`: unique, so a pair has one.
     pub direct_key: Option<String>,
+    /// When the newest message was sent; when the room was created, before any. Always set
+    /// (nullable because SQLite adds a column without a default that way).
+    pub last_activity_at: Option<DateTimeUtc>,
     #[sea_orm(has_many)]
     pub messages: HasMany<super::message::Entity>,
     #[sea_orm(has_many)]

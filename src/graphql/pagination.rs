@@ -147,9 +147,9 @@ pub fn encode_cursor(kind: &str, value: impl std::fmt::Display) -> String {
     URL_SAFE_NO_PAD.encode(format!("{kind}:{value}"))
 }
 
-/// Longer than any cursor we hand out (`room:` and a UUID, in base64, is 56): refused before
-/// it is decoded.
-pub const MAX_CURSOR_BYTES: usize = 64;
+/// Longer than any cursor we hand out (`active:`, a time in microseconds and a UUID, in base64,
+/// is 75): refused before it is decoded.
+pub const MAX_CURSOR_BYTES: usize = 80;
 
 pub fn decode_cursor<T: std::str::FromStr>(kind: &str, s: &str) -> Result<T, InvalidCursor> {
     if s.len() > MAX_CURSOR_BYTES {
@@ -181,7 +181,7 @@ mod tests {
         assert!(decode_cursor::<i64>("user", &c).is_err());
         assert!(Seq::decode_cursor("not base64!").is_err());
         // A cursor of the right kind, padded past the limit.
-        let long = encode_cursor("seq", format!("{}42", "0".repeat(60)));
+        let long = encode_cursor("seq", format!("{}42", "0".repeat(MAX_CURSOR_BYTES)));
         assert!(decode_cursor::<i64>("seq", &long).is_err());
     }
 

@@ -1,6 +1,6 @@
 //! `Room`, the room lists, and creating, joining, leaving, changing, deleting and opening
 //! (direct) rooms.
-use async_graphql::{Context, ID, InputObject, Object};
+use async_graphql::{Context, Enum, ID, InputObject, Object, connection::CursorType};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -8,14 +8,16 @@ use super::{
     guard::{SignedIn, viewer},
     member::{BanCursor, MemberCursor, RoomBan, RoomMember, RoomRole, ban_edge, member_edge},
     message::{MessageConnection, message_page},
-    pagination::{Connection, Page, connection, cursor, page_cost},
+    pagination::{
+        Connection, InvalidCursor, Page, connection, decode_cursor, encode_cursor, page_cost,
+    },
     parse_id, state, to_int,
 };
 use crate::{
     domain::{Note, RoomName, check_length},
     entity::room,
     error::{AppError, AppResult},
-    service::chat::RoomChange,
+    service::chat::{RoomChange, RoomsAfter},
 };
 
 pub struct Room(pub room::Model);
@@ -52,6 +54,12 @@ impl Room {
 
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
+    }
+
+    /// When the newest message was sent (when the room was created, before any): what
+    /// `rooms(orderBy: ACTIVITY)` sorts by.
+    async fn last_activity_at(&self) -> DateTime<Utc> {
+        self.0.last_activity_at.unwrap_or(self.0.created_at)
     }
 
     /// The viewer's role in the room; null if not a member.
@@ -147,10 +155,86 @@ impl Room {
     }
 }
 
-cursor!(RoomCursor(Uuid), "room");
+/// A position in a list of rooms: in creation order, the room's id (a UUIDv7); by activity,
+/// when the room last had a message, and its id.
+pub enum RoomCursor {
+    Created(Uuid),
+    Active(DateTime<Utc>, Uuid),
+}
+
+impl CursorType for RoomCursor {
+    type Error = InvalidCursor;
+
+    fn decode_cursor(s: &str) -> Result<Self, InvalidCursor> {
+        if let Ok(id) = decode_cursor("room", s) {
+            return Ok(Self::Created(id));
+        }
+        let value: String = decode_cursor("active", s)?;
+        let (micros, id) = value.split_once('.').ok_or(InvalidCursor)?;
+        let at = micros
+            .parse()
+            .ok()
+            .and_then(DateTime::from_timestamp_micros)
+            .ok_or(InvalidCursor)?;
+        Ok(Self::Active(at, id.parse().map_err(|_| InvalidCursor)?))
+    }
+
+    fn encode_cursor(&self) -> String {
+        match self {
+            Self::Created(id) => encode_cursor("room", id),
+            Self::Active(at, id) => encode_cursor(
+                "active",
+                format!("{}.{}", at.timestamp_micros(), id.simple()),
+            ),
+        }
+    }
+}
 
 fn room_edge(row: room::Model) -> (RoomCursor, Room) {
-    (RoomCursor(row.id), Room(row))
+    (RoomCursor::Created(row.id), Room(row))
+}
+
+fn active_room_edge(row: room::Model) -> (RoomCursor, Room) {
+    let at = row.last_activity_at.unwrap_or(row.created_at);
+    (RoomCursor::Active(at, row.id), Room(row))
+}
+
+/// The order of `rooms`.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Default)]
+pub enum RoomOrder {
+    /// Oldest first.
+    #[default]
+    Created,
+    /// The room with the newest message first (a room without messages counts from its
+    /// creation). Rooms move as messages arrive: a client paging through it may see a room
+    /// twice, or miss one that moved ahead of its cursor, and reads the first page again
+    /// when it wants the current order.
+    Activity,
+}
+
+/// The cursor of a page of rooms, if it is one of `order`'s.
+fn rooms_after(order: RoomOrder, cursor: Option<RoomCursor>) -> AppResult<RoomsAfter> {
+    Ok(match (order, cursor) {
+        (RoomOrder::Created, cursor) => RoomsAfter::Created(created_after(cursor)?),
+        (RoomOrder::Activity, None) => RoomsAfter::Active(None),
+        (RoomOrder::Activity, Some(RoomCursor::Active(at, id))) => {
+            RoomsAfter::Active(Some((at, id)))
+        }
+        (RoomOrder::Activity, Some(RoomCursor::Created(_))) => return Err(other_order()),
+    })
+}
+
+/// The room a page in creation order starts after.
+fn created_after(cursor: Option<RoomCursor>) -> AppResult<Option<Uuid>> {
+    match cursor {
+        None => Ok(None),
+        Some(RoomCursor::Created(id)) => Ok(Some(id)),
+        Some(RoomCursor::Active(..)) => Err(other_order()),
+    }
+}
+
+fn other_order() -> AppError {
+    AppError::bad_input("after", "the cursor is of another order of rooms")
 }
 
 #[derive(InputObject)]
@@ -178,7 +262,7 @@ pub struct RoomQuery;
 
 #[Object]
 impl RoomQuery {
-    /// Rooms the viewer is a member of, oldest first.
+    /// Rooms the viewer is a member of: oldest first, or by activity (`orderBy: ACTIVITY`).
     #[graphql(
         guard = "SignedIn",
         complexity = "page_cost(first, None) * child_complexity"
@@ -188,14 +272,18 @@ impl RoomQuery {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        #[graphql(default)] order_by: RoomOrder,
     ) -> AppResult<Connection<RoomCursor, Room>> {
         let page = Page::<RoomCursor>::forward(first, after)?;
-        let after = page.cursor.as_ref().map(|c| c.0);
+        let after = rooms_after(order_by, page.cursor)?;
         let rooms = state(ctx)?
             .chat
             .my_rooms(viewer(ctx)?, after, page.limit)
             .await?;
-        Ok(connection(rooms, room_edge))
+        Ok(match order_by {
+            RoomOrder::Created => connection(rooms, room_edge),
+            RoomOrder::Activity => connection(rooms, active_room_edge),
+        })
     }
 
     /// Every public room someone is in, oldest first: the directory to find rooms to join.
@@ -215,7 +303,7 @@ impl RoomQuery {
             check_length("search", "search", search, 1..=MAX_SEARCH)?;
         }
         let page = Page::<RoomCursor>::forward(first, after)?;
-        let after = page.cursor.as_ref().map(|c| c.0);
+        let after = created_after(page.cursor)?;
         let chat = &state(ctx)?.chat;
         let rooms = chat
             .public_rooms(search.as_deref(), after, page.limit)

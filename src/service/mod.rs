@@ -68,12 +68,23 @@ pub async fn after_id<E: EntityTrait>(
     if let Some(after) = after {
         query = query.filter(id.gt(after));
     }
+    first_rows(db, query, after.is_some(), limit).await
+}
+
+/// The first `limit` rows of `query` (which is ordered and starts after a cursor, if
+/// `after_cursor`). One row more is read, to tell whether another page follows.
+pub async fn first_rows<E: EntityTrait>(
+    db: &impl ConnectionTrait,
+    query: Select<E>,
+    after_cursor: bool,
+    limit: u64,
+) -> AppResult<Window<E::Model>> {
     let mut items = query.limit(limit + 1).all(db).await?;
     let has_next = items.len() as u64 > limit;
     items.truncate(limit as usize);
     Ok(Window {
         items,
-        has_previous: after.is_some(),
+        has_previous: after_cursor,
         has_next,
     })
 }

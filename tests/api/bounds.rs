@@ -326,7 +326,7 @@ async fn cursors_are_bounded_and_never_past_the_end() {
         )
         .await;
     assert_eq!(ok.ok()["messages"]["edges"], json!([]));
-    for len in [65, 640, 64_000] {
+    for len in [81, 800, 80_000] {
         let answer = app
             .gql(
                 Some(&cyd.access_token),

@@ -45,6 +45,7 @@ impl Chat {
         };
         let key = format!("{}:{}", first.id, second.id);
         let txn = begin_write(&self.writer).await?;
+        let created_at = now();
         let created = room::Entity::insert(room::ActiveModel {
             id: Set(Uuid::now_v7()),
             // What a direct room is called when the other member is gone; while they are
@@ -52,7 +53,8 @@ impl Chat {
             name: Set(format!("{}, {}", first.username, second.username)),
             is_private: Set(true),
             created_by: Set(viewer.user_id),
-            created_at: Set(now()),
+            created_at: Set(created_at),
+            last_activity_at: Set(Some(created_at)),
             last_seq: Set(0),
             last_event_seq: Set(0),
             topic: Set(None),

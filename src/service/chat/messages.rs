@@ -111,6 +111,7 @@ impl Chat {
     /// The transaction of a send, and its announcement.
     async fn store(&self, author: Arc<user::Model>, new: NewMessage) -> AppResult<ChatMessage> {
         let txn = begin_write(&self.writer).await?;
+        let created_at = now();
         // The increments come first: they take the room's row lock (SQLite: the write lock)
         // for the rest of the transaction, so concurrent sends get consecutive seqs in commit
         // order, and a send that fails rolls its seqs back: no gaps. A message has two: its
@@ -124,6 +125,7 @@ impl Chat {
                 room::Column::LastEventSeq,
                 Expr::col(room::Column::LastEventSeq).add(1),
             )
+            .col_expr(room::Column::LastActivityAt, Expr::value(created_at))
             .filter(room::Column::Id.eq(new.room_id))
             .exec_with_returning(&txn)
             .await?
@@ -138,7 +140,7 @@ impl Chat {
             author_id: Set(author.id),
             body: Set(new.body.into_inner()),
             client_msg_id: Set(new.client_msg_id.as_ref().map(|c| c.as_str().to_owned())),
-            created_at: Set(now()),
+            created_at: Set(created_at),
             edited_at: Set(None),
             deleted_at: Set(None),
             reply_to_id: Set(new.reply_to),

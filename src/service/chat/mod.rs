@@ -43,7 +43,7 @@ pub use members::{MAX_ADDED, RoomMember};
 pub use messages::NewMessage;
 pub use reactions::{MAX_REACTIONS, ReactionCount};
 pub use reads::MAX_UNREAD;
-pub use rooms::RoomChange;
+pub use rooms::{RoomChange, RoomsAfter};
 
 /// What the operations of one client connection share: turns at database work (a query or
 /// mutation holds one while it runs, a feed while it reads and delivers what it missed), and

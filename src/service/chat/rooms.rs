@@ -1,10 +1,11 @@
 //! Creating, listing, joining, leaving, changing and deleting rooms.
 
+use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, ExprTrait, JoinType,
-    QueryFilter, QuerySelect, RelationTrait, TryInsertResult,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, ExprTrait, JoinType,
+    QueryFilter, QueryOrder, QuerySelect, RelationTrait, TryInsertResult,
     sea_query::{Expr, Func, LikeExpr, Query},
 };
 use uuid::Uuid;
@@ -24,8 +25,16 @@ use crate::{
         room_event::LeaveReason,
     },
     error::AppResult,
-    service::{Window, after_id, auth::Viewer, begin_write, detached},
+    service::{Window, after_id, auth::Viewer, begin_write, detached, first_rows},
 };
+
+/// Where a page of the viewer's rooms starts, and so in which order they come.
+pub enum RoomsAfter {
+    /// In creation order, after this room (from the first, without).
+    Created(Option<Uuid>),
+    /// By activity, after the room at this place (when it last had a message, its id).
+    Active(Option<(DateTime<Utc>, Uuid)>),
+}
 
 /// A change to a room's settings: `None` leaves a setting as it is.
 pub struct RoomChange {
@@ -43,12 +52,14 @@ impl Chat {
         is_private: bool,
     ) -> AppResult<room::Model> {
         let txn = begin_write(&self.writer).await?;
+        let created_at = now();
         let created = room::ActiveModel {
             id: Set(Uuid::now_v7()),
             name: Set(name.into_inner()),
             is_private: Set(is_private),
             created_by: Set(viewer.user_id),
-            created_at: Set(now()),
+            created_at: Set(created_at),
+            last_activity_at: Set(Some(created_at)),
             last_seq: Set(0),
             last_event_seq: Set(0),
             topic: Set(None),
@@ -139,17 +150,42 @@ impl Chat {
         Ok(true)
     }
 
-    /// Rooms the viewer is a member of, in creation order, after `after`.
+    /// Rooms the viewer is a member of, after `after`: in creation order, or by activity (the
+    /// newest message first; rooms without messages by creation).
     pub async fn my_rooms(
         &self,
         viewer: &Viewer,
-        after: Option<Uuid>,
+        after: RoomsAfter,
         limit: u64,
     ) -> AppResult<Window<room::Model>> {
         let query = room::Entity::find()
             .join(JoinType::InnerJoin, room::Relation::Membership.def())
             .filter(membership::Column::UserId.eq(viewer.user_id));
-        after_id(&self.db, query, room::Column::Id, after, limit).await
+        let (at, id) = match after {
+            RoomsAfter::Created(after) => {
+                return after_id(&self.db, query, room::Column::Id, after, limit).await;
+            }
+            RoomsAfter::Active(None) => {
+                let query = query
+                    .order_by_desc(room::Column::LastActivityAt)
+                    .order_by_desc(room::Column::Id);
+                return first_rows(&self.db, query, false, limit).await;
+            }
+            RoomsAfter::Active(Some(position)) => position,
+        };
+        let query = query
+            .filter(
+                Condition::any()
+                    .add(room::Column::LastActivityAt.lt(at))
+                    .add(
+                        Condition::all()
+                            .add(room::Column::LastActivityAt.eq(at))
+                            .add(room::Column::Id.lt(id)),
+                    ),
+            )
+            .order_by_desc(room::Column::LastActivityAt)
+            .order_by_desc(room::Column::Id);
+        first_rows(&self.db, query, true, limit).await
     }
 
     /// Public rooms someone is in, for finding one to join, in creation order; with `search`,

@@ -155,8 +155,8 @@ db_tests! {
         let mut ws = app.ws_ready(&eve.access_token).await;
         let past = URL_SAFE_NO_PAD.encode("event:3");
         let other_kind = URL_SAFE_NO_PAD.encode(format!("room:{room}"));
-        // Cursors are at most 64 bytes: 10 and 1,000 times that are refused unread.
-        let (long, huge) = ("A".repeat(640), "A".repeat(64_000));
+        // Cursors are at most 80 bytes: 10 and 1,000 times that are refused unread.
+        let (long, huge) = ("A".repeat(800), "A".repeat(80_000));
         for (after, message) in [
             (past.as_str(), "the cursor is past the newest event of this room"),
             (other_kind.as_str(), "invalid cursor"),

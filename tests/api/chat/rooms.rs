@@ -349,4 +349,43 @@ db_tests! {
             assert_eq!(answer.field(), Some("id"), "{malformed:?}: {}", answer.body);
         }
     }
+
+    async fn rooms_by_activity_put_the_newest_message_first(db) {
+        let app = spawn_app(&db).await;
+        let uma = app.register("uma").await;
+        let mut ids = Vec::new();
+        for name in ["a", "b", "c"] {
+            ids.push(app.create_room(&uma, name, false).await);
+        }
+        let list = |after: Value, order: &'static str| {
+            app.gql(
+                Some(&uma.access_token),
+                "query($a: String, $o: RoomOrder!) { rooms(first: 2, after: $a, orderBy: $o) { edges { node { name lastActivityAt } } pageInfo { hasNextPage endCursor } } }",
+                json!({ "a": after, "o": order }),
+            )
+        };
+        let names = |answer: &Gql| -> Vec<String> {
+            answer.ok()["rooms"]["edges"].as_array().unwrap().iter().map(|e| e["node"]["name"].as_str().unwrap().to_owned()).collect()
+        };
+        // No messages yet: by creation, newest first.
+        assert_eq!(names(&list(Value::Null, "ACTIVITY").await), ["c", "b"]);
+        let sent = app.send_message(&uma, &ids[0], "a moves up").await;
+        app.send_message(&uma, &ids[1], "b moves up").await;
+        let first = list(Value::Null, "ACTIVITY").await;
+        assert_eq!(names(&first), ["b", "a"]);
+        let page = &first.ok()["rooms"];
+        assert_eq!(page["pageInfo"]["hasNextPage"], true);
+        assert_eq!(page["edges"][1]["node"]["lastActivityAt"], sent["createdAt"]);
+        let next = list(page["pageInfo"]["endCursor"].clone(), "ACTIVITY").await;
+        assert_eq!(names(&next), ["c"]);
+        assert_eq!(next.ok()["rooms"]["pageInfo"]["hasNextPage"], false);
+        // The default order is unchanged, and a cursor of one order is refused by the other.
+        let created = list(Value::Null, "CREATED").await;
+        assert_eq!(names(&created), ["a", "b"]);
+        for (cursor, order) in [(page["pageInfo"]["endCursor"].clone(), "CREATED"), (created.ok()["rooms"]["pageInfo"]["endCursor"].clone(), "ACTIVITY")] {
+            let refused = list(cursor, order).await;
+            refused.expect_code("BAD_USER_INPUT");
+            assert_eq!(refused.field(), Some("after"));
+        }
+    }
 }
