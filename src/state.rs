@@ -73,7 +73,9 @@ impl AppState {
             hub,
             users.clone(),
             &config.limits,
+            config.ws.typing_timeout,
         ));
+        chat.clone().expire_typing(shutdown.clone());
         auth.clone()
             .purge_periodically(config.auth.purge_interval, shutdown.clone());
         crate::os::spawn_trimmer(shutdown.clone());

@@ -10,12 +10,13 @@ use std::{
 use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
-use super::{Event, Revocations, RoomEvent, inbox::Inboxes};
+use super::{Event, Revocations, RoomEvent, Typing, inbox::Inboxes};
 
 /// What a room's subscribers hear.
 #[derive(Debug, Clone)]
 pub enum RoomNews {
     Event(RoomEvent),
+    Typing(Typing),
     Deleted,
 }
 
@@ -74,6 +75,7 @@ impl Hub {
                 self.inboxes().room_deleted(room_id);
                 self.send_to_room(room_id, RoomNews::Deleted);
             }
+            Event::Typing(typing) => self.send_to_room(typing.room_id, RoomNews::Typing(typing)),
             Event::ReadUpTo {
                 user_id,
                 room_id,

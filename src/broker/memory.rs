@@ -25,4 +25,9 @@ impl Broker for MemoryBroker {
     fn committed(&self, event: Event) {
         self.hub.dispatch(event);
     }
+
+    async fn publish(&self, event: Event) -> Result<(), DbErr> {
+        self.hub.dispatch(event);
+        Ok(())
+    }
 }

@@ -19,6 +19,7 @@ mod seal;
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseTransaction, DbErr};
 use uuid::Uuid;
 
@@ -88,6 +89,8 @@ pub enum Event {
     RoomDeleted {
         room_id: Uuid,
     },
+    /// Somebody started or stopped typing in a room: live only, never stored.
+    Typing(Typing),
     /// A member read a room up to message `seq`: their other devices hear it.
     ReadUpTo {
         user_id: Uuid,
@@ -96,6 +99,15 @@ pub enum Event {
     },
     /// Sessions were revoked: their access tokens stop working and their sockets close.
     Revoked(Vec<Uuid>),
+}
+
+/// A member is typing in a room until `until` (unless renewed), or stopped (`typing` false).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Typing {
+    pub room_id: Uuid,
+    pub user_id: Uuid,
+    pub typing: bool,
+    pub until: DateTime<Utc>,
 }
 
 /// Who wrote a message: a notification names the author by id, and the listener completes it
@@ -112,6 +124,9 @@ pub trait Broker: Send + Sync {
 
     /// Called once that transaction has committed.
     fn committed(&self, event: Event);
+
+    /// Announces an event that no transaction makes true (typing).
+    async fn publish(&self, event: Event) -> Result<(), DbErr>;
 
     /// Whether this instance hears every instance's events now. While it does not (its
     /// Postgres listener is reconnecting), it should get no traffic: it is not ready.

@@ -116,6 +116,8 @@ pub struct WsConfig {
     /// A write to a socket that takes longer than this means the client stopped reading:
     /// the socket is dropped rather than left holding the server's memory.
     pub send_timeout: Duration,
+    /// How long "typing" lasts without a renewal (`setTyping`) before it ends by itself.
+    pub typing_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -219,6 +221,7 @@ impl Default for Config {
                 subscriber_buffer: 1024,
                 max_sockets_per_user: 20,
                 send_timeout: Duration::from_secs(10),
+                typing_timeout: Duration::from_secs(6),
             },
             graphql: GraphqlConfig {
                 max_nesting: 64,

@@ -145,6 +145,8 @@ pub(super) const VARIABLES: &[Variable] = &[
     var("WS_MAX_SOCKETS_PER_USER", |c, v| set(&mut c.ws.max_sockets_per_user, v)),
     var("WS_SEND_TIMEOUT_SECONDS", |c, v| seconds(&mut c.ws.send_timeout, v))
         .checked(|c| positive(&c.ws.send_timeout)),
+    var("TYPING_TIMEOUT_SECONDS", |c, v| seconds(&mut c.ws.typing_timeout, v))
+        .checked(|c| positive(&c.ws.typing_timeout)),
     var("GRAPHQL_MAX_NESTING", |c, v| set(&mut c.graphql.max_nesting, v))
         .checked(|c| {
             positive(&c.graphql.max_nesting)?;
@@ -360,6 +362,7 @@ mod tests {
             "PASSWORD_HASH_CONCURRENCY",
             "REFRESH_TOKEN_TTL_SECONDS",
             "SESSION_PURGE_INTERVAL_SECONDS",
+            "TYPING_TIMEOUT_SECONDS",
             "WS_INIT_TIMEOUT_SECONDS",
             "WS_KEEPALIVE_SECONDS",
             "WS_SEND_TIMEOUT_SECONDS",

@@ -18,10 +18,10 @@ use super::{
     user::User,
 };
 use crate::{
-    broker::{self, Mine},
+    broker::{self, Mine, Typing},
     entity::room_event::{self, EventKind},
     error::{AppError, AppResult},
-    service::chat::{After, ChatMessage, Subscriber},
+    service::chat::{After, ChatMessage, FeedItem, Subscriber},
 };
 
 cursor!(
@@ -42,6 +42,16 @@ pub enum RoomEvent {
     MemberLeft(MemberLeft),
     MemberRoleChanged(MemberRoleChanged),
     RoomUpdated(RoomUpdated),
+    TypingChanged(TypingChanged),
+}
+
+impl From<FeedItem> for RoomEvent {
+    fn from(item: FeedItem) -> Self {
+        match item {
+            FeedItem::Event(event) => event.into(),
+            FeedItem::Typing(typing) => RoomEvent::TypingChanged(TypingChanged(typing)),
+        }
+    }
 }
 
 impl From<broker::RoomEvent> for RoomEvent {
@@ -276,6 +286,30 @@ pub enum LeaveReason {
     Banned,
 }
 
+/// Another member started or stopped typing: live only (never replayed), and without a
+/// cursor. It holds until `until` unless renewed; the server also says when it ends.
+pub struct TypingChanged(Typing);
+
+#[Object]
+impl TypingChanged {
+    async fn room_id(&self) -> ID {
+        ID(self.0.room_id.to_string())
+    }
+
+    async fn user(&self, ctx: &Context<'_>) -> AppResult<User> {
+        user(ctx, self.0.user_id).await
+    }
+
+    async fn typing(&self) -> bool {
+        self.0.typing
+    }
+
+    /// When to stop showing it if nothing more is heard.
+    async fn until(&self) -> DateTime<Utc> {
+        self.0.until
+    }
+}
+
 /// A message was sent.
 pub struct MessageAdded(Arc<ChatMessage>);
 
@@ -389,7 +423,8 @@ pub struct EventSubscription;
 #[Subscription]
 impl EventSubscription {
     /// Everything that happens in a room the viewer is a member of, in order: messages,
-    /// members joining, leaving and changing role, and changes to the room. With `after` (the
+    /// their edits, deletions and reactions, members joining, leaving and changing role, and
+    /// changes to the room; and, live only, who is typing. With `after` (the
     /// cursor of an event of this stream, or of a message from history), it first replays
     /// every later event, then goes live, with no gap and no duplicate. It ends after the
     /// viewer's own MemberLeft: quietly when they left, with FORBIDDEN when they were removed
@@ -443,12 +478,12 @@ pub(super) fn subscriber(ctx: &Context<'_>) -> AppResult<Subscriber> {
 
 /// Keeps the messages of a room's event stream: `messageAdded` is that view of it.
 pub(super) fn messages_only(
-    events: impl Stream<Item = AppResult<broker::RoomEvent>>,
+    events: impl Stream<Item = AppResult<FeedItem>>,
 ) -> impl Stream<Item = AppResult<Arc<ChatMessage>>> {
     events.filter_map(|item| {
         future::ready(match item {
-            Ok(broker::RoomEvent::Message(message)) => Some(Ok(message)),
-            Ok(broker::RoomEvent::Change(_) | broker::RoomEvent::MessageChange(..)) => None,
+            Ok(FeedItem::Event(broker::RoomEvent::Message(message))) => Some(Ok(message)),
+            Ok(_) => None,
             Err(err) => Some(Err(err)),
         })
     })

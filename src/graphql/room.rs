@@ -399,6 +399,17 @@ impl RoomMutation {
         Ok(Room(room))
     }
 
+    /// Says that the viewer is typing in a room (members), or stopped. The other members'
+    /// `roomEvents` hear it (TypingChanged); it ends by itself after a few seconds
+    /// (`TYPING_TIMEOUT_SECONDS`) unless renewed. True.
+    #[graphql(guard = "SignedIn")]
+    async fn set_typing(&self, ctx: &Context<'_>, room_id: ID, typing: bool) -> AppResult<bool> {
+        let room_id = parse_id("roomId", &room_id)?;
+        let chat = &state(ctx)?.chat;
+        chat.set_typing(viewer(ctx)?, room_id, typing).await?;
+        Ok(true)
+    }
+
     /// The direct room of the viewer and another user, created the first time either opens
     /// it: the same room every time, from either side.
     #[graphql(guard = "SignedIn")]

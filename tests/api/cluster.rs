@@ -351,4 +351,17 @@ postgres_tests! {
         };
         assert_eq!(heard["data"]["myEvents"], json!({ "__typename": "NewMessage", "roomId": room, "preview": "found you" }));
     }
+
+    async fn typing_reaches_the_other_instance(db) {
+        let (a, b) = two_instances(&db).await;
+        let (yui, zed) = (a.register("yui").await, a.register("zed").await);
+        let room = a.create_room(&yui, "across", false).await;
+        a.join_room(&zed, &room).await.ok();
+        let mut ws = b.ws_ready(&zed.access_token).await;
+        ws.subscribe("e", "subscription($r: ID!) { roomEvents(roomId: $r) { ... on TypingChanged { user { username } typing } } }", json!({ "r": room })).await;
+        ws.sync().await;
+        a.gql(Some(&yui.access_token), "mutation($r: ID!) { setTyping(roomId: $r, typing: true) }", json!({ "r": room })).await.ok();
+        let heard = ws.next("e").await;
+        assert_eq!(heard["data"]["roomEvents"], json!({ "user": { "username": "yui" }, "typing": true }));
+    }
 }

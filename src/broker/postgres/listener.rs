@@ -39,7 +39,7 @@ use super::{
     wire::{Wire, WireMessage, decode},
 };
 use crate::{
-    broker::{Authors, ChatMessage, Event, Hub, RoomEvent, seal::Seal},
+    broker::{Authors, ChatMessage, Event, Hub, RoomEvent, Typing, seal::Seal},
     db::{QUERY_DEADLINE, postgres_options},
     entity::{message, room_event},
 };
@@ -205,6 +205,12 @@ impl Listener {
                 }
             }
             Wire::RoomDeleted { r } => Event::RoomDeleted { room_id: r },
+            Wire::Typing { r, u, y, t } => Event::Typing(Typing {
+                room_id: r,
+                user_id: u,
+                typing: y,
+                until: t,
+            }),
             Wire::ReadUpTo { u, r, s } => Event::ReadUpTo {
                 user_id: u,
                 room_id: r,

@@ -28,6 +28,8 @@ const CHANNEL: &str = "chat_events";
 
 pub struct PgBroker {
     seal: Arc<Seal>,
+    /// For what is announced outside a transaction (`publish`).
+    db: DatabaseConnection,
     /// Whether this instance's listener is connected and caught up: if not, events of other
     /// instances go unheard here until it is.
     live: Arc<AtomicBool>,
@@ -59,7 +61,7 @@ impl PgBroker {
         let listener = listener::Listener {
             listening,
             own_channel: format!("chat_heartbeat_{}", Uuid::new_v4().simple()),
-            db,
+            db: db.clone(),
             hub,
             authors,
             seal: seal.clone(),
@@ -67,15 +69,14 @@ impl PgBroker {
             shutdown,
         };
         tokio::spawn(listener.run());
-        Self { seal, live }
+        Self { seal, db, live }
     }
 }
 
-#[async_trait::async_trait]
-impl Broker for PgBroker {
-    async fn stage(&self, txn: &DatabaseTransaction, event: &Event) -> Result<(), DbErr> {
+impl PgBroker {
+    async fn notify(&self, conn: &impl ConnectionTrait, event: &Event) -> Result<(), DbErr> {
         for payload in wire::encode(event, &self.seal) {
-            txn.execute_raw(Statement::from_sql_and_values(
+            conn.execute_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
                 "SELECT pg_notify($1, $2)",
                 [CHANNEL.into(), payload.into()],
@@ -83,6 +84,18 @@ impl Broker for PgBroker {
             .await?;
         }
         Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Broker for PgBroker {
+    async fn stage(&self, txn: &DatabaseTransaction, event: &Event) -> Result<(), DbErr> {
+        self.notify(txn, event).await
+    }
+
+    /// Outside a transaction, the notification goes out at once.
+    async fn publish(&self, event: Event) -> Result<(), DbErr> {
+        self.notify(&self.db, &event).await
     }
 
     /// Nothing to do: the notification goes out with the commit and comes back to us too.

@@ -33,6 +33,13 @@ pub(super) enum Wire {
     RoomDeleted { r: Uuid },
     #[serde(rename = "r")]
     ReadUpTo { u: Uuid, r: Uuid, s: i64 },
+    #[serde(rename = "t")]
+    Typing {
+        r: Uuid,
+        u: Uuid,
+        y: bool,
+        t: DateTime<Utc>,
+    },
     #[serde(rename = "x")]
     Revoked { s: Vec<Uuid> },
 }
@@ -129,6 +136,12 @@ pub(super) fn encode(event: &Event, seal: &Seal) -> Vec<String> {
             vec![to_json(&Wire::Change(change.as_ref().into()))]
         }
         Event::RoomDeleted { room_id } => vec![to_json(&Wire::RoomDeleted { r: *room_id })],
+        Event::Typing(typing) => vec![to_json(&Wire::Typing {
+            r: typing.room_id,
+            u: typing.user_id,
+            y: typing.typing,
+            t: typing.until,
+        })],
         Event::ReadUpTo {
             user_id,
             room_id,

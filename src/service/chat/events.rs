@@ -15,7 +15,7 @@ use futures_util::Stream;
 use super::{
     Chat, ChatMessage, Subscriber,
     access::{Action, room_access},
-    feed::{self, Feed},
+    feed::{self, Feed, FeedItem},
     messages::with_author,
 };
 use crate::{
@@ -48,7 +48,7 @@ impl Chat {
         room_id: Uuid,
         after: Option<After>,
         subscriber: Subscriber,
-    ) -> AppResult<impl Stream<Item = AppResult<RoomEvent>> + use<>> {
+    ) -> AppResult<impl Stream<Item = AppResult<FeedItem>> + use<>> {
         // Subscribe before reading where the room is: whatever commits after this is in the
         // channel, whatever committed before is in the database.
         let live = self.hub.subscribe(room_id);

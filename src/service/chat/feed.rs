@@ -31,7 +31,7 @@ use uuid::Uuid;
 
 use super::{Subscriber, events::events_from, messages::CATCH_UP_BATCH};
 use crate::{
-    broker::{RoomEvent, RoomNews, RoomSubscription},
+    broker::{RoomEvent, RoomNews, RoomSubscription, Typing},
     db::QUERY_DEADLINE,
     entity::{membership, room_event::LeaveReason},
     error::{AppError, AppResult},
@@ -41,6 +41,14 @@ use crate::{
 /// error, and the delay before the first retry (growing linearly).
 const READ_ATTEMPTS: u32 = 4;
 const RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// What a feed delivers: the room's events, in order, and who is typing (live only: typing
+/// heard while the feed catches up comes after it, late but in order).
+#[derive(Debug, Clone)]
+pub enum FeedItem {
+    Event(RoomEvent),
+    Typing(Typing),
+}
 
 pub struct Feed {
     pub db: DatabaseConnection,
@@ -81,14 +89,14 @@ struct State {
     mode: Mode,
     /// Why the viewer's membership must be read again before anything more is delivered.
     recheck: Option<Recheck>,
-    ready: VecDeque<RoomEvent>,
+    ready: VecDeque<FeedItem>,
     /// Held while catching up, until the feed is live again.
     turn: Option<OwnedSemaphorePermit>,
     /// Why the feed ended, once everything ready before that has been delivered.
     failure: Option<AppError>,
 }
 
-pub fn feed(feed: Feed) -> impl Stream<Item = AppResult<RoomEvent>> {
+pub fn feed(feed: Feed) -> impl Stream<Item = AppResult<FeedItem>> {
     // Replay first what was already stored after the cursor, if anything was.
     let mode = if feed.next_seq <= feed.last_seq {
         Mode::CatchUp { until: None }
@@ -105,8 +113,8 @@ pub fn feed(feed: Feed) -> impl Stream<Item = AppResult<RoomEvent>> {
     };
     stream::unfold(state, |mut state| async move {
         loop {
-            if let Some(event) = state.ready.pop_front() {
-                return Some((Ok(event), state));
+            if let Some(item) = state.ready.pop_front() {
+                return Some((Ok(item), state));
             }
             if let Mode::Ended = state.mode {
                 state.turn = None;
@@ -203,6 +211,11 @@ impl State {
                 }
                 // seq < next_seq: delivered already, by replay or catch-up.
             }
+            // One's own typing is not news to oneself.
+            Ok(RoomNews::Typing(typing)) if typing.user_id != self.feed.viewer_id => {
+                self.ready.push_back(FeedItem::Typing(typing));
+            }
+            Ok(RoomNews::Typing(_)) => {}
             Ok(RoomNews::Deleted) => self.recheck = Some(Recheck::Deleted),
             Err(RecvError::Lagged(missed)) => {
                 metrics::counter!("chat_feed_lagged_total").increment(1);
@@ -222,7 +235,7 @@ impl State {
         if let Some(reason) = event.ended_membership_of(self.feed.viewer_id) {
             self.recheck = Some(Recheck::Departed(reason));
         }
-        self.ready.push_back(event);
+        self.ready.push_back(FeedItem::Event(event));
     }
 
     async fn read_batch(&mut self, until: Option<i64>) -> AppResult<()> {

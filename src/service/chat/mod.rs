@@ -1,7 +1,7 @@
 //! Rooms, membership and messages: `rooms` creates, lists, joins, leaves, changes and deletes
 //! them; `members` adds, removes, bans and ranks their members; `direct` opens the room of two
 //! users; `messages` reads history and sends, `edits` edits and deletes, `reactions` reacts,
-//! `reads` keeps read markers, `mentions` who a message names.
+//! `reads` keeps read markers, `mentions` who a message names, `typing` who is typing.
 //! Everything that happens in a room is an event of
 //! its stream (`events`), which a subscription follows as a `feed`; a user's `inbox` follows
 //! all their rooms at once. Who may do what is `access`.
@@ -17,6 +17,7 @@ mod messages;
 mod reactions;
 mod reads;
 mod rooms;
+mod typing;
 
 use std::sync::Arc;
 
@@ -38,6 +39,7 @@ use crate::{
     },
 };
 pub use events::After;
+pub use feed::FeedItem;
 pub(crate) use members::leave_all;
 pub use members::{MAX_ADDED, RoomMember};
 pub use messages::NewMessage;
@@ -90,6 +92,7 @@ pub struct Chat {
     users: Arc<Users>,
     send_per_user: RateLimit<Uuid>,
     send_per_ip: RateLimit<ClientNet>,
+    typists: typing::Typists,
 }
 
 impl Chat {
@@ -99,6 +102,7 @@ impl Chat {
         hub: Arc<Hub>,
         users: Arc<Users>,
         limits: &RateLimits,
+        typing_timeout: std::time::Duration,
     ) -> Self {
         Self {
             db: pools.reads,
@@ -108,6 +112,7 @@ impl Chat {
             users,
             send_per_user: RateLimit::per_minute("send_user", limits.send_per_user),
             send_per_ip: RateLimit::per_minute("send_ip", limits.send_per_ip),
+            typists: typing::Typists::new(typing_timeout),
         }
     }
 }

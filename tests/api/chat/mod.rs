@@ -9,6 +9,7 @@ mod permissions;
 mod reads;
 mod rooms;
 mod sending;
+mod typing;
 
 use serde_json::{Value, json};
 
