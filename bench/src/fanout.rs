@@ -18,7 +18,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use self::receiver::DeliveryStats;
-use crate::client::Endpoint;
+use crate::client::{Endpoint, HttpClient};
+use crate::gql;
 use crate::pool::{self, PoolConfig};
 use crate::report::{ErrorCounts, LatencySummary, fmt_cpu, per_second};
 use crate::setup;
@@ -47,6 +48,11 @@ pub struct FanoutConfig {
     pub open_concurrency: usize,
     pub server_pid: Option<u32>,
     pub register_concurrency: usize,
+    /// Subscribe to `roomEvents` (every event of the room) instead of `messageAdded`.
+    pub room_events: bool,
+    /// Users (the first of those registered) who keep typing in the room while messages go out,
+    /// each renewing `setTyping` every 2 s.
+    pub typists: usize,
 }
 
 impl Default for FanoutConfig {
@@ -66,6 +72,8 @@ impl Default for FanoutConfig {
             open_concurrency: 256,
             server_pid: None,
             register_concurrency: 8,
+            room_events: false,
+            typists: 0,
         }
     }
 }
@@ -121,6 +129,10 @@ pub async fn run(config: FanoutConfig) -> Result<FanoutReport> {
         sockets: config.subscribers,
         source_addrs: config.source_addrs,
         open_concurrency: config.open_concurrency,
+        query: match config.room_events {
+            true => gql::ROOM_EVENTS,
+            false => gql::MESSAGE_ADDED,
+        },
     };
     let mut pool = pool::spawn(&endpoint, &tokens, &room_id, &pool_config, &stop, {
         let delivered = delivered.clone();
@@ -136,6 +148,7 @@ pub async fn run(config: FanoutConfig) -> Result<FanoutReport> {
         config.duration.as_secs_f64(),
         opened.opened
     );
+    let typists = typists(&endpoint, &accounts, config.typists, &room_id, &stop);
     let cpu = CpuMeter::start(config.server_pid)?;
     let sent = sender::send_all(&config, &send_endpoint, &accounts[0].auth, &room_id, &run).await?;
     let expected = sent.seqs.len() as u64 * opened.opened;
@@ -145,6 +158,9 @@ pub async fn run(config: FanoutConfig) -> Result<FanoutReport> {
     }
     let cpu = cpu.finish();
     let _ = stop_tx.send(true);
+    for typist in typists {
+        let _ = typist.await;
+    }
     let joined = pool.join().await;
     let stats = DeliveryStats::tally(&sent.seqs, joined.results);
 
@@ -168,6 +184,37 @@ pub async fn run(config: FanoutConfig) -> Result<FanoutReport> {
         stats,
         cpu,
     })
+}
+
+/// `count` of `accounts` typing in the room, a renewal every 2 s each, until `stop`.
+fn typists(
+    endpoint: &Arc<Endpoint>,
+    accounts: &[setup::Account],
+    count: usize,
+    room_id: &str,
+    stop: &watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    accounts
+        .iter()
+        .cycle()
+        .take(count)
+        .map(|account| {
+            let (auth, room_id, mut stop) =
+                (account.auth.clone(), room_id.to_owned(), stop.clone());
+            let mut client = HttpClient::new(endpoint.clone());
+            tokio::spawn(async move {
+                loop {
+                    if let Err(e) = gql::set_typing(&mut client, &auth, &room_id).await {
+                        eprintln!("setTyping failed: {e}");
+                    }
+                    tokio::select! {
+                        _ = stop.changed() => return,
+                        () = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    }
+                }
+            })
+        })
+        .collect()
 }
 
 impl fmt::Display for FanoutReport {

@@ -25,6 +25,10 @@ const SEND_MESSAGE: &str =
 pub const HISTORY: &str = "query History($r: ID!) { messages(roomId: $r, last: 100) { edges { node { seq body createdAt author { id username } reactions { emoji count viewerHasReacted } } } } }";
 const ADD_REACTION: &str =
     "mutation React($m: ID!, $e: String!) { addReaction(messageId: $m, emoji: $e) { id } }";
+/// The same deliveries through the room's whole event stream (`fanout --room-events`): typing
+/// and the other events arrive too, and are not deliveries.
+pub const ROOM_EVENTS: &str = "subscription RoomEvents($r: ID!) { roomEvents(roomId: $r) { __typename ... on MessageAdded { message { seq body } } } }";
+const SET_TYPING: &str = "mutation Typing($r: ID!) { setTyping(roomId: $r, typing: true) }";
 /// The subscription every bench socket holds, selecting only what the fan-out workload reads.
 pub const MESSAGE_ADDED: &str =
     "subscription MessageAdded($r: ID!) { messageAdded(roomId: $r) { seq body } }";
@@ -261,6 +265,17 @@ pub async fn add_reaction(
     Ok(())
 }
 
+/// Says the bench user is typing in the room.
+pub async fn set_typing(
+    client: &mut HttpClient,
+    auth: &HeaderValue,
+    room_id: &str,
+) -> Result<(), CallError> {
+    let variables = json!({ "r": room_id });
+    let _: IgnoredAny = call(client, body(SET_TYPING, variables), Some(auth)).await?;
+    Ok(())
+}
+
 /// Decodes the `seq` of a `sendMessage` response.
 pub fn decode_sent_seq(response: &Response) -> Result<i64, CallError> {
     #[derive(Deserialize)]
@@ -305,19 +320,32 @@ struct NextPayload<'a> {
 #[derive(Deserialize)]
 struct NextData<'a> {
     #[serde(rename = "messageAdded", borrow)]
-    message_added: MessageAdded<'a>,
+    message_added: Option<MessageAdded<'a>>,
+    #[serde(rename = "roomEvents", borrow)]
+    room_events: Option<RoomEventData<'a>>,
 }
 
-/// Parses a whole `next` frame of the [`MESSAGE_ADDED`] subscription in one pass, allocating
-/// nothing for a normal event. A payload with `errors` (the server's subscription stream failed)
-/// comes back as the first error, `CODE: message`.
-pub fn parse_message_added(frame: &str) -> Result<MessageAdded<'_>, String> {
+#[derive(Deserialize)]
+struct RoomEventData<'a> {
+    #[serde(borrow)]
+    message: Option<MessageAdded<'a>>,
+}
+
+/// Parses a whole `next` frame of the [`MESSAGE_ADDED`] or [`ROOM_EVENTS`] subscription in one
+/// pass, allocating nothing for a normal event: the message, or `None` for another kind of
+/// room event. A payload with `errors` (the server's subscription stream failed) comes back as
+/// the first error, `CODE: message`.
+pub fn parse_message_added(frame: &str) -> Result<Option<MessageAdded<'_>>, String> {
     match serde_json::from_str::<NextFrame<'_>>(frame) {
         Ok(NextFrame {
             payload: NextPayload {
                 data: Some(data), ..
             },
-        }) => Ok(data.message_added),
+        }) => match (data.message_added, data.room_events) {
+            (Some(added), _) => Ok(Some(added)),
+            (None, Some(event)) => Ok(event.message),
+            (None, None) => Err("next frame without an event".into()),
+        },
         Ok(NextFrame {
             payload: NextPayload { errors, .. },
         }) => match errors.into_iter().next() {
@@ -356,8 +384,12 @@ mod tests {
     #[test]
     fn parses_message_added_frames() {
         let frame = r#"{"id":"1","type":"next","payload":{"data":{"messageAdded":{"seq":42,"body":"t=1 \"q\""}}}}"#;
-        let added = parse_message_added(frame).unwrap();
+        let added = parse_message_added(frame).unwrap().unwrap();
         assert_eq!((added.seq, added.body.as_ref()), (42, "t=1 \"q\""));
+        let event = r#"{"id":"1","type":"next","payload":{"data":{"roomEvents":{"__typename":"MessageAdded","message":{"seq":7,"body":"b"}}}}}"#;
+        assert_eq!(parse_message_added(event).unwrap().unwrap().seq, 7);
+        let typing = r#"{"id":"1","type":"next","payload":{"data":{"roomEvents":{"__typename":"TypingChanged"}}}}"#;
+        assert!(parse_message_added(typing).unwrap().is_none());
 
         let failed = r#"{"id":"1","type":"next","payload":{"data":null,"errors":[{"message":"internal server error","extensions":{"code":"INTERNAL_SERVER_ERROR"}}]}}"#;
         assert_eq!(

@@ -124,6 +124,7 @@ pub async fn run(config: IdleConfig) -> Result<IdleReport> {
         sockets: config.sockets,
         source_addrs: config.source_addrs,
         open_concurrency: config.open_concurrency,
+        query: gql::MESSAGE_ADDED,
     };
     let mut pool = pool::spawn(&endpoint, &tokens, &room_id, &pool_config, &stop, {
         let (deliveries, ended) = (deliveries.clone(), ended.clone());
@@ -211,7 +212,8 @@ async fn hold(
         };
         match inbound {
             Ok(Inbound::Next(text)) => match gql::parse_message_added(&text) {
-                Ok(_) => {
+                Ok(None) => {}
+                Ok(Some(_)) => {
                     deliveries.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(e) => last_error = Some(e),

@@ -142,6 +142,12 @@ struct FanoutArgs {
     /// Seconds to wait for stragglers after the last message.
     #[arg(long, default_value = "5", value_parser = seconds)]
     drain: Duration,
+    /// Subscribe to roomEvents (every event of the room) instead of messageAdded.
+    #[arg(long)]
+    room_events: bool,
+    /// Users who keep typing in the room meanwhile (a setTyping every 2 s each).
+    #[arg(long, default_value_t = 0)]
+    typists: usize,
     #[command(flatten)]
     sockets_opts: SocketArgs,
     #[command(flatten)]
@@ -276,6 +282,8 @@ async fn run(cli: Cli) -> Result<()> {
                 open_concurrency: a.sockets_opts.open_concurrency,
                 server_pid,
                 register_concurrency: a.setup.register_concurrency,
+                room_events: a.room_events,
+                typists: a.typists,
             };
             print(json, &fanout::run(config).await?)
         }

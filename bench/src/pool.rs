@@ -27,6 +27,8 @@ pub struct PoolConfig {
     pub source_addrs: usize,
     /// Sockets being opened (connect, upgrade, init, subscribe) at the same time.
     pub open_concurrency: usize,
+    /// What each socket subscribes to (`gql::MESSAGE_ADDED` or `gql::ROOM_EVENTS`).
+    pub query: &'static str,
 }
 
 /// Sockets being opened or held; each task yields the handler's result or why it failed to open.
@@ -82,7 +84,7 @@ where
                 failed.clone(),
                 room_id.clone(),
             );
-            let (stop, handler) = (stop.clone(), handler.clone());
+            let (stop, handler, query) = (stop.clone(), handler.clone(), config.query);
             tokio::spawn(async move {
                 let socket = {
                     let _permit = permits
@@ -92,7 +94,7 @@ where
                     let socket = GqlSocket::open(&endpoint, source, &token).await;
                     match socket {
                         Ok(mut socket) => socket
-                            .subscribe_messages(SUBSCRIPTION_ID, &room_id)
+                            .subscribe_messages(SUBSCRIPTION_ID, query, &room_id)
                             .await
                             .map(|()| socket),
                         Err(e) => Err(e),

@@ -17,7 +17,6 @@ use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 use tokio_tungstenite::{WebSocketStream, client_async_with_config};
 
 use crate::client::Endpoint;
-use crate::gql::MESSAGE_ADDED;
 
 pub const SUBPROTOCOL: &str = "graphql-transport-ws";
 
@@ -140,13 +139,19 @@ impl GqlSocket {
             })
     }
 
-    /// Subscribes to `messageAdded` in `room_id` under subscription id `id`. The protocol has no
-    /// acknowledgement for `subscribe`; a refusal arrives later as an `error` frame.
-    pub async fn subscribe_messages(&mut self, id: &str, room_id: &str) -> Result<(), WsError> {
+    /// Subscribes to `query` (`messageAdded` or `roomEvents`) in `room_id` under subscription id
+    /// `id`. The protocol has no acknowledgement for `subscribe`; a refusal arrives later as an
+    /// `error` frame.
+    pub async fn subscribe_messages(
+        &mut self,
+        id: &str,
+        query: &str,
+        room_id: &str,
+    ) -> Result<(), WsError> {
         let frame = json!({
             "type": "subscribe",
             "id": id,
-            "payload": { "query": MESSAGE_ADDED, "variables": { "r": room_id } },
+            "payload": { "query": query, "variables": { "r": room_id } },
         });
         self.send(frame.to_string()).await
     }

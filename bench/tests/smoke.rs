@@ -134,19 +134,37 @@ async fn fanout_workload_runs() {
     brief_fanout(server.url.clone()).await;
 }
 
-/// A second of fan-out to 10 subscribers: every message arrives once everywhere.
-async fn brief_fanout(url: String) {
-    let report = fanout::run(fanout::FanoutConfig {
-        url,
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_over_room_events_with_typists_runs() {
+    let server = start_server().await;
+    brief_fanout_with(fanout::FanoutConfig {
+        url: server.url.clone(),
+        room_events: true,
+        typists: 2,
+        ..brief()
+    })
+    .await;
+}
+
+/// A second of fan-out to 10 subscribers.
+fn brief() -> fanout::FanoutConfig {
+    fanout::FanoutConfig {
         subscribers: 10,
         users: Some(2),
         rate: 20.0,
         duration: Duration::from_secs(1),
         settle: Duration::from_millis(200),
         ..Default::default()
-    })
-    .await
-    .expect("fanout workload");
+    }
+}
+
+async fn brief_fanout(url: String) {
+    brief_fanout_with(fanout::FanoutConfig { url, ..brief() }).await;
+}
+
+/// Every message arrives once everywhere.
+async fn brief_fanout_with(config: fanout::FanoutConfig) {
+    let report = fanout::run(config).await.expect("fanout workload");
     assert!(report.sent > 0, "{report}");
     assert_eq!(
         report.stats.deliveries, report.expected_deliveries,

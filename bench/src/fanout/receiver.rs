@@ -51,7 +51,9 @@ pub async fn subscriber(
             Ok(Inbound::Next(text)) => {
                 let now = unix_nanos();
                 match gql::parse_message_added(&text) {
-                    Ok(added) => {
+                    // Another kind of room event (typing): not a delivery.
+                    Ok(None) => {}
+                    Ok(Some(added)) => {
                         let latency_us = sent_at(&added.body).map_or(0, |t| {
                             (now.saturating_sub(t) / 1000).clamp(1, u64::from(u32::MAX)) as u32
                         });
