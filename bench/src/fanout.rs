@@ -186,7 +186,8 @@ pub async fn run(config: FanoutConfig) -> Result<FanoutReport> {
     })
 }
 
-/// `count` of `accounts` typing in the room, a renewal every 2 s each, until `stop`.
+/// `count` of `accounts` typing in the room, a renewal every 2 s each, until `stop`. Their
+/// starts are spread over those 2 s, as people's are: in step, they would all land at once.
 fn typists(
     endpoint: &Arc<Endpoint>,
     accounts: &[setup::Account],
@@ -194,22 +195,26 @@ fn typists(
     room_id: &str,
     stop: &watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
+    const EVERY: Duration = Duration::from_secs(2);
     accounts
         .iter()
         .cycle()
         .take(count)
-        .map(|account| {
+        .enumerate()
+        .map(|(i, account)| {
             let (auth, room_id, mut stop) =
                 (account.auth.clone(), room_id.to_owned(), stop.clone());
             let mut client = HttpClient::new(endpoint.clone());
+            let offset = EVERY * i as u32 / count as u32;
             tokio::spawn(async move {
+                tokio::time::sleep(offset).await;
                 loop {
                     if let Err(e) = gql::set_typing(&mut client, &auth, &room_id).await {
                         eprintln!("setTyping failed: {e}");
                     }
                     tokio::select! {
                         _ = stop.changed() => return,
-                        () = tokio::time::sleep(Duration::from_secs(2)) => {}
+                        () = tokio::time::sleep(EVERY) => {}
                     }
                 }
             })
