@@ -43,8 +43,7 @@ pub use feed::FeedItem;
 pub(crate) use members::leave_all;
 pub use members::{MAX_ADDED, RoomMember};
 pub use messages::NewMessage;
-pub use reactions::{MAX_REACTIONS, ReactionCount};
-pub use reads::MAX_UNREAD;
+pub use reactions::ReactionCount;
 pub use rooms::{RoomChange, RoomsAfter};
 
 /// What the operations of one client connection share: turns at database work (a query or
