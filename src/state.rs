@@ -29,7 +29,8 @@ pub struct AppState {
     pub users: Arc<Users>,
     /// Cancelled when the server shuts down: background tasks and sockets end.
     pub shutdown: CancellationToken,
-    /// The tasks shutdown waits for once it has cancelled them: one per WebSocket.
+    /// The tasks shutdown waits for once it has cancelled them: one per WebSocket, and the
+    /// one that takes this instance's users offline.
     pub tasks: TaskTracker,
 }
 
@@ -73,9 +74,11 @@ impl AppState {
             hub,
             users.clone(),
             &config.limits,
-            config.ws.typing_timeout,
+            &config.chat,
         ));
+        let tasks = TaskTracker::new();
         chat.clone().expire_typing(shutdown.clone());
+        chat.clone().keep_presence(shutdown.clone(), &tasks);
         auth.clone()
             .purge_periodically(config.auth.purge_interval, shutdown.clone());
         crate::os::spawn_trimmer(shutdown.clone());
@@ -87,7 +90,7 @@ impl AppState {
             broker,
             users,
             shutdown,
-            tasks: TaskTracker::new(),
+            tasks,
         })
     }
 }

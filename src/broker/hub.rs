@@ -10,15 +10,21 @@ use std::{
 use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
-use super::{Event, Revocations, RoomEvent, Typing, inbox::Inboxes};
+use super::{Event, PresenceChange, Revocations, RoomEvent, Typing, inbox::Inboxes};
 
 /// What a room's subscribers hear.
 #[derive(Debug, Clone)]
 pub enum RoomNews {
     Event(RoomEvent),
     Typing(Typing),
+    /// A member came online or went offline.
+    Presence(PresenceChange),
     Deleted,
 }
+
+/// Announcements of presence changes held for the relay while it is busy; past that it misses
+/// some, as a subscriber misses what was said while it was away: presence is live only.
+const PRESENCE_BUFFER: usize = 256;
 
 pub struct Hub {
     rooms: Mutex<HashMap<Uuid, broadcast::Sender<RoomNews>>>,
@@ -28,6 +34,9 @@ pub struct Hub {
     pub(super) room_buffer: usize,
     resync: watch::Sender<u64>,
     revocations: Arc<Revocations>,
+    /// Presence changes, for the task that relays them to the users' rooms (it needs the
+    /// database to know which: `service::chat::presence`).
+    presence: broadcast::Sender<Arc<[PresenceChange]>>,
 }
 
 impl Hub {
@@ -38,6 +47,7 @@ impl Hub {
             room_buffer,
             resync: watch::channel(0).0,
             revocations,
+            presence: broadcast::channel(PRESENCE_BUFFER).0,
         })
     }
 
@@ -81,12 +91,35 @@ impl Hub {
                 room_id,
                 seq,
             } => self.inboxes().read_up_to(user_id, room_id, seq),
+            Event::Presence(changes) => {
+                // No receiver: the relay has stopped with the server.
+                let _ = self.presence.send(changes.into());
+            }
             Event::Revoked(sessions) => {
                 for session in sessions {
                     self.revocations.insert(session, Duration::ZERO);
                 }
             }
         }
+    }
+
+    /// Presence changes as every instance hears them.
+    pub fn presence_changes(&self) -> broadcast::Receiver<Arc<[PresenceChange]>> {
+        self.presence.subscribe()
+    }
+
+    /// Whether anyone here is subscribed to a room.
+    pub fn has_rooms(&self) -> bool {
+        !self
+            .rooms
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+    }
+
+    /// Tells a room's subscribers here that a member came online or went offline.
+    pub fn send_presence(&self, room_id: Uuid, change: PresenceChange) {
+        self.send_to_room(room_id, RoomNews::Presence(change));
     }
 
     pub(super) fn inboxes(&self) -> std::sync::MutexGuard<'_, Inboxes> {

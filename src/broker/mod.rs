@@ -97,8 +97,18 @@ pub enum Event {
         room_id: Uuid,
         seq: i64,
     },
+    /// Users came online or went offline (see `service::chat::presence`).
+    Presence(Vec<PresenceChange>),
     /// Sessions were revoked: their access tokens stop working and their sockets close.
     Revoked(Vec<Uuid>),
+}
+
+/// A user came online (their first socket anywhere) or went offline (their last), at `at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PresenceChange {
+    pub user_id: Uuid,
+    pub online: bool,
+    pub at: DateTime<Utc>,
 }
 
 /// A member is typing in a room until `until` (unless renewed), or stopped (`typing` false).
@@ -125,7 +135,7 @@ pub trait Broker: Send + Sync {
     /// Called once that transaction has committed.
     fn committed(&self, event: Event);
 
-    /// Announces an event that no transaction makes true (typing).
+    /// Announces an event that no transaction makes true (typing, presence).
     async fn publish(&self, event: Event) -> Result<(), DbErr>;
 
     /// Whether this instance hears every instance's events now. While it does not (its

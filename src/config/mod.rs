@@ -32,6 +32,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub http: HttpConfig,
     pub ws: WsConfig,
+    pub chat: ChatConfig,
     pub graphql: GraphqlConfig,
     pub limits: RateLimits,
     pub log_format: LogFormat,
@@ -116,8 +117,19 @@ pub struct WsConfig {
     /// A write to a socket that takes longer than this means the client stopped reading:
     /// the socket is dropped rather than left holding the server's memory.
     pub send_timeout: Duration,
+}
+
+/// What conversations cost and how long what is live lasts.
+#[derive(Debug, Clone)]
+pub struct ChatConfig {
     /// How long "typing" lasts without a renewal (`setTyping`) before it ends by itself.
     pub typing_timeout: Duration,
+    /// How long a user stays online after their instance last renewed it (every third of
+    /// this): the longest an instance that died leaves its users online.
+    pub presence_ttl: Duration,
+    /// Rooms with more members than this answer `readBy` with null: receipts cost a row per
+    /// member, and in a large room nobody reads the list.
+    pub receipts_max_members: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -221,7 +233,11 @@ impl Default for Config {
                 subscriber_buffer: 1024,
                 max_sockets_per_user: 20,
                 send_timeout: Duration::from_secs(10),
+            },
+            chat: ChatConfig {
                 typing_timeout: Duration::from_secs(6),
+                presence_ttl: Duration::from_secs(30),
+                receipts_max_members: 100,
             },
             graphql: GraphqlConfig {
                 max_nesting: 64,

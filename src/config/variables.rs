@@ -145,8 +145,13 @@ pub(super) const VARIABLES: &[Variable] = &[
     var("WS_MAX_SOCKETS_PER_USER", |c, v| set(&mut c.ws.max_sockets_per_user, v)),
     var("WS_SEND_TIMEOUT_SECONDS", |c, v| seconds(&mut c.ws.send_timeout, v))
         .checked(|c| positive(&c.ws.send_timeout)),
-    var("TYPING_TIMEOUT_SECONDS", |c, v| seconds(&mut c.ws.typing_timeout, v))
-        .checked(|c| positive(&c.ws.typing_timeout)),
+    var("TYPING_TIMEOUT_SECONDS", |c, v| seconds(&mut c.chat.typing_timeout, v))
+        .checked(|c| positive(&c.chat.typing_timeout)),
+    var("PRESENCE_TTL_SECONDS", |c, v| seconds(&mut c.chat.presence_ttl, v))
+        .checked(|c| positive(&c.chat.presence_ttl)),
+    var("READ_RECEIPTS_MAX_MEMBERS", |c, v| {
+        set(&mut c.chat.receipts_max_members, v)
+    }),
     var("GRAPHQL_MAX_NESTING", |c, v| set(&mut c.graphql.max_nesting, v))
         .checked(|c| {
             positive(&c.graphql.max_nesting)?;
@@ -360,6 +365,7 @@ mod tests {
             "GRAPHQL_MAX_NESTING",
             "GRAPHQL_MAX_TOKENS",
             "PASSWORD_HASH_CONCURRENCY",
+            "PRESENCE_TTL_SECONDS",
             "REFRESH_TOKEN_TTL_SECONDS",
             "SESSION_PURGE_INTERVAL_SECONDS",
             "TYPING_TIMEOUT_SECONDS",

@@ -1,8 +1,10 @@
 //! SeaORM models, one per table. Rows only: GraphQL types are built from them in `graphql`,
 //! never derived on them (the user row holds a password hash).
+pub mod last_seen;
 pub mod membership;
 pub mod message;
 pub mod message_mention;
+pub mod presence;
 pub mod reaction;
 pub mod refresh_token;
 pub mod room;

@@ -18,7 +18,7 @@ use super::{
     user::User,
 };
 use crate::{
-    broker::{self, Mine, Typing},
+    broker::{self, Mine, PresenceChange, Typing},
     entity::room_event::{self, EventKind},
     error::{AppError, AppResult},
     service::chat::{After, ChatMessage, FeedItem, Subscriber},
@@ -43,6 +43,7 @@ pub enum RoomEvent {
     MemberRoleChanged(MemberRoleChanged),
     RoomUpdated(RoomUpdated),
     TypingChanged(TypingChanged),
+    PresenceChanged(PresenceChanged),
 }
 
 impl From<FeedItem> for RoomEvent {
@@ -50,6 +51,9 @@ impl From<FeedItem> for RoomEvent {
         match item {
             FeedItem::Event(event) => event.into(),
             FeedItem::Typing(typing) => RoomEvent::TypingChanged(TypingChanged(typing)),
+            FeedItem::Presence(room_id, change) => {
+                RoomEvent::PresenceChanged(PresenceChanged(room_id, change))
+            }
         }
     }
 }
@@ -310,6 +314,30 @@ impl TypingChanged {
     }
 }
 
+/// Another member came online (their first socket opened, on any instance) or went offline
+/// (their last closed, or their instance stopped answering): live only, without a cursor.
+pub struct PresenceChanged(uuid::Uuid, PresenceChange);
+
+#[Object]
+impl PresenceChanged {
+    async fn room_id(&self) -> ID {
+        ID(self.0.to_string())
+    }
+
+    async fn user(&self, ctx: &Context<'_>) -> AppResult<User> {
+        user(ctx, self.1.user_id).await
+    }
+
+    async fn online(&self) -> bool {
+        self.1.online
+    }
+
+    /// When it happened: the user's `lastSeenAt` from now on.
+    async fn last_seen_at(&self) -> DateTime<Utc> {
+        self.1.at
+    }
+}
+
 /// A message was sent.
 pub struct MessageAdded(Arc<ChatMessage>);
 
@@ -428,13 +456,16 @@ impl EventSubscription {
     /// cursor of an event of this stream, or of a message from history), it first replays
     /// every later event, then goes live, with no gap and no duplicate. It ends after the
     /// viewer's own MemberLeft: quietly when they left, with FORBIDDEN when they were removed
-    /// or banned (or the room was deleted).
+    /// or banned (or the room was deleted). With `presence`, it also says when members come
+    /// online or go offline (PresenceChanged): off by default, since in a large room that is
+    /// most of what happens.
     #[graphql(guard = "SignedIn")]
     async fn room_events(
         &self,
         ctx: &Context<'_>,
         room_id: ID,
         after: Option<String>,
+        #[graphql(default = false)] presence: bool,
     ) -> Result<impl Stream<Item = AppResult<RoomEvent>> + use<>, AppError> {
         let room_id = parse_id("roomId", &room_id)?;
         let after = after
@@ -452,7 +483,10 @@ impl EventSubscription {
             subscriber(ctx)?,
         ))
         .await?;
-        Ok(feed.map(|item| item.map(RoomEvent::from)))
+        let wanted = move |item: &AppResult<FeedItem>| {
+            future::ready(presence || !matches!(item, Ok(FeedItem::Presence(..))))
+        };
+        Ok(feed.filter(wanted).map(|item| item.map(RoomEvent::from)))
     }
 
     /// What the viewer's list of rooms needs, from all their rooms at once, from now on:

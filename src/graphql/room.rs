@@ -12,6 +12,7 @@ use super::{
         Connection, InvalidCursor, Page, connection, decode_cursor, encode_cursor, page_cost,
     },
     parse_id, state, to_int,
+    user::User,
 };
 use crate::{
     domain::{Note, RoomName, check_length},
@@ -104,6 +105,22 @@ impl Room {
 
     async fn member_count(&self, ctx: &Context<'_>) -> AppResult<i32> {
         Ok(to_int(state(ctx)?.chat.member_count(self.0.id).await?))
+    }
+
+    /// Who has read the room up to message `seq`: the members whose read marker is at or
+    /// past it (the viewer among them), in username order. Null in rooms of more than
+    /// `READ_RECEIPTS_MAX_MEMBERS` members (members only).
+    async fn read_by(&self, ctx: &Context<'_>, seq: i32) -> AppResult<Option<Vec<User>>> {
+        let readers = state(ctx)?
+            .chat
+            .read_by(viewer(ctx)?, self.0.id, seq.into())
+            .await?;
+        Ok(readers.map(|users| users.into_iter().map(User::new).collect()))
+    }
+
+    /// How many members have a socket open (on any instance).
+    async fn online_count(&self, ctx: &Context<'_>) -> AppResult<i32> {
+        Ok(to_int(state(ctx)?.chat.online_count(self.0.id).await?))
     }
 
     /// The room's members, in sign-up order (members only).

@@ -7,12 +7,14 @@ use uuid::Uuid;
 
 use super::{
     guard::{HasRole, SignedIn, viewer, viewer_opt},
+    loaders,
     pagination::{Connection, Page, connection, cursor, page_cost},
     state,
 };
 use crate::{
     entity::user::{self, Role as StoredRole},
     error::{AppError, AppResult},
+    service::chat::PresenceState,
 };
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -69,6 +71,38 @@ impl User {
 
     async fn created_at(&self) -> DateTime<Utc> {
         self.row.created_at
+    }
+
+    /// Whether they have a socket open (on any instance). Visible to the user themself, to
+    /// admins, and to those who share a room with them; null for everyone else.
+    async fn online(&self, ctx: &Context<'_>) -> AppResult<Option<bool>> {
+        Ok(self.presence(ctx).await?.map(|p| p.online))
+    }
+
+    /// When they last came online or went offline, whichever was last; null if they never
+    /// connected. Visible as `online` is.
+    async fn last_seen_at(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
+        Ok(self.presence(ctx).await?.and_then(|p| p.last_seen_at))
+    }
+}
+
+impl User {
+    /// The user's presence, if the viewer may see it.
+    async fn presence(&self, ctx: &Context<'_>) -> AppResult<Option<PresenceState>> {
+        let visible = match viewer_opt(ctx) {
+            _ if self.own => true,
+            None => false,
+            Some(v) if v.user_id == self.row.id || v.role == StoredRole::Admin => true,
+            Some(v) => loaders(ctx)?
+                .sharing
+                .load_one((v.user_id, self.row.id))
+                .await?
+                .is_some(),
+        };
+        if !visible {
+            return Ok(None);
+        }
+        loaders(ctx)?.presence.load_one(self.row.id).await
     }
 }
 

@@ -54,7 +54,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn router(state: AppState, schema: AppSchema) -> Router {
     let config = state.config.http.clone();
-    let sockets = ws::Sockets::new(state.config.ws.max_sockets_per_user);
+    let sockets = ws::Sockets::new(state.config.ws.max_sockets_per_user, state.chat.presence());
     let documents = Documents::new(&state.config.graphql);
     let mut routes = Router::new()
         .route("/graphql", get(endpoint::get).post(endpoint::post))

@@ -39,7 +39,7 @@ use super::{
     wire::{Wire, WireMessage, decode},
 };
 use crate::{
-    broker::{Authors, ChatMessage, Event, Hub, RoomEvent, Typing, seal::Seal},
+    broker::{Authors, ChatMessage, Event, Hub, PresenceChange, RoomEvent, Typing, seal::Seal},
     db::{QUERY_DEADLINE, postgres_options},
     entity::{message, room_event},
 };
@@ -216,6 +216,15 @@ impl Listener {
                 room_id: r,
                 seq: s,
             },
+            Wire::Presence { p } => Event::Presence(
+                p.into_iter()
+                    .map(|(user_id, online, at)| PresenceChange {
+                        user_id,
+                        online,
+                        at,
+                    })
+                    .collect(),
+            ),
             Wire::Revoked { s } => Event::Revoked(s),
         };
         self.hub.dispatch(event);

@@ -20,6 +20,8 @@ const MAX_PAYLOAD: usize = 7900;
 const MAX_PLAINTEXT: usize = Seal::max_plaintext(MAX_PAYLOAD);
 /// Session ids per revocation notification (37 bytes each as JSON).
 const REVOCATIONS_PER_NOTIFY: usize = 150;
+/// Presence changes per notification (about 80 bytes each as JSON).
+const PRESENCE_PER_NOTIFY: usize = 60;
 
 /// Short keys: the payload is capped.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -40,6 +42,9 @@ pub(super) enum Wire {
         y: bool,
         t: DateTime<Utc>,
     },
+    /// Users, whether online, since when.
+    #[serde(rename = "p")]
+    Presence { p: Vec<(Uuid, bool, DateTime<Utc>)> },
     #[serde(rename = "x")]
     Revoked { s: Vec<Uuid> },
 }
@@ -151,6 +156,13 @@ pub(super) fn encode(event: &Event, seal: &Seal) -> Vec<String> {
             r: *room_id,
             s: *seq,
         })],
+        Event::Presence(changes) => changes
+            .chunks(PRESENCE_PER_NOTIFY)
+            .map(|chunk| {
+                let p = chunk.iter().map(|c| (c.user_id, c.online, c.at)).collect();
+                to_json(&Wire::Presence { p })
+            })
+            .collect(),
         Event::Revoked(sessions) => sessions
             .chunks(REVOCATIONS_PER_NOTIFY)
             .map(|chunk| to_json(&Wire::Revoked { s: chunk.to_vec() }))
@@ -194,7 +206,10 @@ pub(super) fn decode(payload: &str, seal: &Seal) -> Option<Wire> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::entity::{message, user};
+    use crate::{
+        broker::PresenceChange,
+        entity::{message, user},
+    };
 
     fn seal() -> Seal {
         Seal::new([3; 32], "test")
@@ -255,6 +270,24 @@ mod tests {
         let payloads = encode(&Event::Revoked(sessions), &seal());
         assert_eq!(payloads.len(), 7);
         assert!(payloads.iter().all(|p| p.len() <= MAX_PAYLOAD));
+    }
+
+    #[test]
+    fn presence_is_chunked_under_the_limit() {
+        let changes: Vec<PresenceChange> = (0..500)
+            .map(|i| PresenceChange {
+                user_id: Uuid::now_v7(),
+                online: i % 2 == 0,
+                at: crate::entity::now(),
+            })
+            .collect();
+        let payloads = encode(&Event::Presence(changes.clone()), &seal());
+        assert_eq!(payloads.len(), 9);
+        assert!(payloads.iter().all(|p| p.len() <= MAX_PAYLOAD));
+        let Some(Wire::Presence { p }) = decode(&payloads[0], &seal()) else {
+            panic!("not presence");
+        };
+        assert_eq!(p[1], (changes[1].user_id, false, changes[1].at));
     }
 
     #[test]

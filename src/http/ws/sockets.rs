@@ -1,5 +1,6 @@
-//! How many sockets each user holds on this instance, for `WS_MAX_SOCKETS_PER_USER`: one user
-//! (or one stolen token) must not be able to take every file descriptor of the server.
+//! How many sockets each user holds on this instance, for `WS_MAX_SOCKETS_PER_USER` (one user,
+//! or one stolen token, must not be able to take every file descriptor of the server), and for
+//! presence: a user's first socket here brings them online, their last takes them offline.
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
@@ -7,10 +8,13 @@ use std::{
 
 use uuid::Uuid;
 
+use crate::service::chat::Presence;
+
 pub struct Sockets {
     per_user: Mutex<HashMap<Uuid, usize>>,
     /// 0: no limit.
     max_per_user: usize,
+    presence: Arc<Presence>,
 }
 
 /// One socket's place in its user's count, given back when dropped.
@@ -20,10 +24,11 @@ pub struct Claim {
 }
 
 impl Sockets {
-    pub fn new(max_per_user: usize) -> Arc<Self> {
+    pub fn new(max_per_user: usize, presence: Arc<Presence>) -> Arc<Self> {
         Arc::new(Self {
             per_user: Mutex::new(HashMap::new()),
             max_per_user,
+            presence,
         })
     }
 
@@ -35,6 +40,9 @@ impl Sockets {
             return None;
         }
         *held += 1;
+        if *held == 1 {
+            self.presence.set(user_id, true);
+        }
         Some(Claim {
             sockets: self.clone(),
             user_id,
@@ -53,6 +61,7 @@ impl Drop for Claim {
             *held -= 1;
             if *held == 0 {
                 per_user.remove(&self.user_id);
+                self.sockets.presence.set(self.user_id, false);
             }
         }
     }
@@ -64,7 +73,7 @@ mod tests {
 
     #[test]
     fn claims_are_counted_per_user_and_given_back() {
-        let sockets = Sockets::new(2);
+        let sockets = Sockets::new(2, Arc::default());
         let (ana, bo) = (Uuid::now_v7(), Uuid::now_v7());
         let first = sockets.claim(ana).unwrap();
         let _second = sockets.claim(ana).unwrap();
@@ -76,7 +85,7 @@ mod tests {
 
     #[test]
     fn zero_means_no_limit() {
-        let sockets = Sockets::new(0);
+        let sockets = Sockets::new(0, Arc::default());
         let user = Uuid::now_v7();
         let claims: Vec<_> = (0..100).filter_map(|_| sockets.claim(user)).collect();
         assert_eq!(claims.len(), 100);

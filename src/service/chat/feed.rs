@@ -31,7 +31,7 @@ use uuid::Uuid;
 
 use super::{Subscriber, events::events_from, messages::CATCH_UP_BATCH};
 use crate::{
-    broker::{RoomEvent, RoomNews, RoomSubscription, Typing},
+    broker::{PresenceChange, RoomEvent, RoomNews, RoomSubscription, Typing},
     db::QUERY_DEADLINE,
     entity::{membership, room_event::LeaveReason},
     error::{AppError, AppResult},
@@ -42,12 +42,13 @@ use crate::{
 const READ_ATTEMPTS: u32 = 4;
 const RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(250);
 
-/// What a feed delivers: the room's events, in order, and who is typing (live only: typing
-/// heard while the feed catches up comes after it, late but in order).
+/// What a feed delivers: the room's events, in order, and who is typing and who is online
+/// (live only: what is heard while the feed catches up comes after it, late but in order).
 #[derive(Debug, Clone)]
 pub enum FeedItem {
     Event(RoomEvent),
     Typing(Typing),
+    Presence(Uuid, PresenceChange),
 }
 
 pub struct Feed {
@@ -216,6 +217,12 @@ impl State {
                 self.ready.push_back(FeedItem::Typing(typing));
             }
             Ok(RoomNews::Typing(_)) => {}
+            // Nor is one's own presence: a socket is open to hear it.
+            Ok(RoomNews::Presence(change)) if change.user_id != self.feed.viewer_id => {
+                let room_id = self.feed.room_id;
+                self.ready.push_back(FeedItem::Presence(room_id, change));
+            }
+            Ok(RoomNews::Presence(_)) => {}
             Ok(RoomNews::Deleted) => self.recheck = Some(Recheck::Deleted),
             Err(RecvError::Lagged(missed)) => {
                 metrics::counter!("chat_feed_lagged_total").increment(1);

@@ -1,7 +1,8 @@
 //! Rooms, membership and messages: `rooms` creates, lists, joins, leaves, changes and deletes
 //! them; `members` adds, removes, bans and ranks their members; `direct` opens the room of two
 //! users; `messages` reads history and sends, `edits` edits and deletes, `reactions` reacts,
-//! `reads` keeps read markers, `mentions` who a message names, `typing` who is typing.
+//! `reads` keeps read markers, `mentions` who a message names, `typing` who is typing,
+//! `presence` who is online.
 //! Everything that happens in a room is an event of
 //! its stream (`events`), which a subscription follows as a `feed`; a user's `inbox` follows
 //! all their rooms at once. Who may do what is `access`.
@@ -14,6 +15,7 @@ mod inbox;
 mod members;
 mod mentions;
 mod messages;
+mod presence;
 mod reactions;
 mod reads;
 mod rooms;
@@ -31,7 +33,7 @@ use uuid::Uuid;
 pub use crate::broker::ChatMessage;
 use crate::{
     broker::{Broker, Hub},
-    config::RateLimits,
+    config::{ChatConfig, RateLimits},
     db::Pools,
     service::{
         rate_limit::{ClientNet, RateLimit},
@@ -43,6 +45,7 @@ pub use feed::FeedItem;
 pub(crate) use members::leave_all;
 pub use members::{MAX_ADDED, RoomMember};
 pub use messages::NewMessage;
+pub use presence::{Presence, PresenceState};
 pub use reactions::ReactionCount;
 pub use rooms::{RoomChange, RoomsAfter};
 
@@ -92,6 +95,8 @@ pub struct Chat {
     send_per_user: RateLimit<Uuid>,
     send_per_ip: RateLimit<ClientNet>,
     typists: typing::Typists,
+    instance: presence::Instance,
+    receipts_max_members: u64,
 }
 
 impl Chat {
@@ -101,7 +106,7 @@ impl Chat {
         hub: Arc<Hub>,
         users: Arc<Users>,
         limits: &RateLimits,
-        typing_timeout: std::time::Duration,
+        config: &ChatConfig,
     ) -> Self {
         Self {
             db: pools.reads,
@@ -111,7 +116,13 @@ impl Chat {
             users,
             send_per_user: RateLimit::per_minute("send_user", limits.send_per_user),
             send_per_ip: RateLimit::per_minute("send_ip", limits.send_per_ip),
-            typists: typing::Typists::new(typing_timeout),
+            typists: typing::Typists::new(config.typing_timeout),
+            instance: presence::Instance {
+                id: Uuid::new_v4(),
+                ttl: config.presence_ttl,
+                local: Arc::default(),
+            },
+            receipts_max_members: config.receipts_max_members,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! unread counts follow from it. A marker that moves reaches the member's other devices
 //! through `myEvents`.
 use sea_orm::{
-    ColumnTrait, EntityTrait, QueryFilter, QuerySelect,
+    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     sea_query::{Expr, Query},
 };
 use uuid::Uuid;
@@ -14,7 +14,7 @@ use super::{
 };
 use crate::{
     broker::Event,
-    entity::{membership, message, room},
+    entity::{membership, message, room, user},
     error::{AppError, AppResult},
     service::{auth::Viewer, begin_write},
 };
@@ -72,6 +72,34 @@ impl Chat {
             .into_tuple()
             .one(&self.db)
             .await?)
+    }
+
+    /// Who has read the room up to message `seq` (members whose marker is at or past it, in
+    /// username order), in rooms of at most `READ_RECEIPTS_MAX_MEMBERS` members; `None` in
+    /// larger ones. Members only.
+    pub async fn read_by(
+        &self,
+        viewer: &Viewer,
+        room_id: Uuid,
+        seq: i64,
+    ) -> AppResult<Option<Vec<user::Model>>> {
+        Action::Take.check(&room_access(&self.db, room_id, viewer.user_id).await?)?;
+        if self.member_count(room_id).await? > self.receipts_max_members {
+            return Ok(None);
+        }
+        let read = Query::select()
+            .column(membership::Column::UserId)
+            .from(membership::Entity)
+            .and_where(membership::Column::RoomId.eq(room_id))
+            .and_where(membership::Column::LastReadSeq.gte(seq))
+            .to_owned();
+        let readers = user::Entity::find()
+            .filter(user::Column::Id.in_subquery(read))
+            .order_by_asc(user::Column::Username)
+            .limit(self.receipts_max_members)
+            .all(&self.db)
+            .await?;
+        Ok(Some(readers))
     }
 
     /// Messages of others after `after` that are still there, counted up to `MAX_UNREAD`.

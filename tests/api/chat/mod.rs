@@ -6,6 +6,7 @@ mod events;
 mod history;
 mod members;
 mod permissions;
+mod presence;
 mod reads;
 mod rooms;
 mod sending;

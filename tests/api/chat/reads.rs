@@ -76,3 +76,30 @@ db_tests! {
         assert_eq!(marked.ok()["markRead"]["unreadCount"], 5);
     }
 }
+
+const READ_BY: &str = "query($r: ID!, $s: Int!) { room(id: $r) { readBy(seq: $s) { username } } }";
+
+db_tests! {
+    async fn receipts_name_who_read_up_to_a_message_in_small_rooms(db) {
+        let app = spawn_app_with(&db, |c| c.chat.receipts_max_members = 3).await;
+        let (mo, ned, oz) = (app.register("mo_").await, app.register("ned").await, app.register("oz_").await);
+        let room = app.create_room(&mo, "small", false).await;
+        app.join_room(&ned, &room).await.ok();
+        app.join_room(&oz, &room).await.ok();
+        app.send_message(&mo, &room, "first").await;
+        app.send_message(&mo, &room, "second").await;
+        let read_by = |seq: i64| app.gql(Some(&mo.access_token), READ_BY, json!({ "r": room, "s": seq }));
+        assert_eq!(read_by(1).await.ok()["room"]["readBy"], json!([]), "nobody marked anything yet");
+        app.gql(Some(&ned.access_token), MARK, json!({ "r": room, "s": 2 })).await.ok();
+        app.gql(Some(&oz.access_token), MARK, json!({ "r": room, "s": 1 })).await.ok();
+        assert_eq!(read_by(1).await.ok()["room"]["readBy"], json!([{ "username": "ned" }, { "username": "oz_" }]));
+        assert_eq!(read_by(2).await.ok()["room"]["readBy"], json!([{ "username": "ned" }]));
+
+        // One member more than READ_RECEIPTS_MAX_MEMBERS: no receipts.
+        let pat = app.register("pat").await;
+        app.join_room(&pat, &room).await.ok();
+        assert_eq!(read_by(1).await.ok()["room"]["readBy"], json!(null));
+        let outsider = app.register("outsider").await;
+        app.gql(Some(&outsider.access_token), READ_BY, json!({ "r": room, "s": 1 })).await.expect_code("FORBIDDEN");
+    }
+}

@@ -13,7 +13,7 @@ const SET_TYPING: &str = "mutation($r: ID!, $t: Boolean!) { setTyping(roomId: $r
 
 db_tests! {
     async fn typing_reaches_the_others_and_ends_by_itself(db) {
-        let app = spawn_app_with(&db, |c| c.ws.typing_timeout = Duration::from_secs(1)).await;
+        let app = spawn_app_with(&db, |c| c.chat.typing_timeout = Duration::from_secs(1)).await;
         let (ann, bob) = (app.register("ann").await, app.register("bob").await);
         let room = app.create_room(&ann, "chatty", false).await;
         app.join_room(&bob, &room).await.ok();
