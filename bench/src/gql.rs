@@ -23,6 +23,9 @@ const SEND_MESSAGE: &str =
     "mutation SendMessage($input: SendMessageInput!) { sendMessage(input: $input) { id seq } }";
 /// A page of 100 messages with their authors and reactions (`http --query history`).
 pub const HISTORY: &str = "query History($r: ID!) { messages(roomId: $r, last: 100) { edges { node { seq body createdAt author { id username } reactions { emoji count viewerHasReacted } } } } }";
+/// The viewer's 100 most active rooms with what a room list shows beside each (`http --query
+/// rooms`).
+pub const ROOMS: &str = "query Rooms { rooms(first: 100, orderBy: ACTIVITY) { edges { node { id name lastActivityAt viewerRole lastReadSeq unreadCount mentionCount memberCount onlineCount } } } }";
 const ADD_REACTION: &str =
     "mutation React($m: ID!, $e: String!) { addReaction(messageId: $m, emoji: $e) { id } }";
 /// The same deliveries through the room's whole event stream (`fanout --room-events`): typing

@@ -26,6 +26,9 @@ pub enum Query {
     /// A page of 100 messages with their authors and reactions (each message has 1–5
     /// reactions from 5 users, in up to 3 emoji): what opening a room costs.
     History,
+    /// The viewer's 100 rooms by activity, each with the viewer's role and marker, unread
+    /// messages and mentions, members and members online: what opening the app costs.
+    Rooms,
 }
 
 #[derive(Clone, Debug)]
@@ -92,6 +95,10 @@ pub async fn run(config: HttpConfig) -> Result<HttpReport> {
                 gql::body(gql::HISTORY, serde_json::json!({ "r": room_id.1 })),
                 Some(room_id.0),
             )
+        }
+        Query::Rooms => {
+            let auth = setup::busy_rooms(&endpoint, &setup::run_id()).await?;
+            (gql::body(gql::ROOMS, serde_json::Value::Null), Some(auth))
         }
     };
 

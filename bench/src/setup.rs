@@ -128,6 +128,26 @@ pub async fn reacted_history(endpoint: &Arc<Endpoint>, run: &str) -> Result<(Hea
     Ok((users[0].auth.clone(), room_id))
 }
 
+/// 100 rooms of 3 users, each with 3 messages from the others, one of which mentions the
+/// first user: the `http --query rooms` workload. Returns the first user's `Authorization`.
+pub async fn busy_rooms(endpoint: &Arc<Endpoint>, run: &str) -> Result<HeaderValue> {
+    let users = register_users(endpoint, run, 3, 3).await?;
+    parallel(endpoint, 100, 4, "filling rooms", async |client, i| {
+        let room_id =
+            gql::create_room(client, &users[0].auth, &format!("cb{run} room {i}")).await?;
+        for user in &users[1..] {
+            gql::join_room(client, &user.auth, &room_id).await?;
+        }
+        for (k, body) in ["hello", "hi @{me}", "bye"].iter().enumerate() {
+            let body = body.replace("{me}", &users[0].username);
+            gql::send_message(client, &users[1 + k % 2].auth, &room_id, &body).await?;
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(users[0].auth.clone())
+}
+
 /// Runs `op(client, i)` for `i` in `0..count` on `concurrency` keep-alive connections, with
 /// progress on stderr; stops at the first error. Results come back in index order.
 pub async fn parallel<T>(

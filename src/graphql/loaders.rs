@@ -1,6 +1,8 @@
 //! Batched reads for fields that many objects of one response (or many subscribers of one
 //! event) ask for at once: a message's reactions, the viewer's own reactions, the message it
-//! replies to, whom it mentions, whether a user is online and shares a room with the viewer.
+//! replies to, whom it mentions, whether a user is online and shares a room with the viewer,
+//! and the figures of a room in a list (the viewer's membership, unread messages and
+//! mentions, members, members online).
 //! Each loader is shared by the whole schema and caches nothing: it only gathers
 //! the keys asked for in the same moment into one query.
 use std::{collections::HashMap, sync::Arc};
@@ -9,6 +11,7 @@ use async_graphql::dataloader::{DataLoader, Loader};
 use uuid::Uuid;
 
 use crate::{
+    entity::membership,
     error::AppError,
     service::chat::{Chat, ChatMessage, PresenceState, ReactionCount},
 };
@@ -21,6 +24,11 @@ pub struct Loaders {
     pub mentions: DataLoader<Mentions>,
     pub presence: DataLoader<Presences>,
     pub sharing: DataLoader<Sharing>,
+    pub memberships: DataLoader<Memberships>,
+    pub unread: DataLoader<Unread>,
+    pub mention_counts: DataLoader<MentionCounts>,
+    pub member_counts: DataLoader<MemberCounts>,
+    pub online_counts: DataLoader<OnlineCounts>,
 }
 
 impl Loaders {
@@ -31,7 +39,12 @@ impl Loaders {
             messages: DataLoader::new(Messages(chat.clone()), tokio::spawn),
             mentions: DataLoader::new(Mentions(chat.clone()), tokio::spawn),
             presence: DataLoader::new(Presences(chat.clone()), tokio::spawn),
-            sharing: DataLoader::new(Sharing(chat), tokio::spawn),
+            sharing: DataLoader::new(Sharing(chat.clone()), tokio::spawn),
+            memberships: DataLoader::new(Memberships(chat.clone()), tokio::spawn),
+            unread: DataLoader::new(Unread(chat.clone()), tokio::spawn),
+            mention_counts: DataLoader::new(MentionCounts(chat.clone()), tokio::spawn),
+            member_counts: DataLoader::new(MemberCounts(chat.clone()), tokio::spawn),
+            online_counts: DataLoader::new(OnlineCounts(chat), tokio::spawn),
         }
     }
 }
@@ -125,5 +138,106 @@ impl Loader<(Uuid, Uuid)> for Sharing {
             }
         }
         Ok(found)
+    }
+}
+
+/// Groups keys `(room, user, ...)` by user: each user's rooms are one query.
+fn by_user<K: Copy>(keys: &[K], user: impl Fn(&K) -> Uuid) -> HashMap<Uuid, Vec<K>> {
+    let mut grouped: HashMap<Uuid, Vec<K>> = HashMap::new();
+    for key in keys {
+        grouped.entry(user(key)).or_default().push(*key);
+    }
+    grouped
+}
+
+/// A user's membership of a room, by (room id, user id): present when they are a member.
+pub struct Memberships(Arc<Chat>);
+
+impl Loader<(Uuid, Uuid)> for Memberships {
+    type Value = Arc<membership::Model>;
+    type Error = AppError;
+
+    async fn load(
+        &self,
+        keys: &[(Uuid, Uuid)],
+    ) -> Result<HashMap<(Uuid, Uuid), Self::Value>, Self::Error> {
+        let mut found = HashMap::new();
+        for (user, keys) in by_user(keys, |k| k.1) {
+            let rooms: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+            for (room, membership) in self.0.memberships_of(user, &rooms).await? {
+                found.insert((room, user), Arc::new(membership));
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// A member's unread messages in a room, by (room id, user id, their marker).
+pub struct Unread(Arc<Chat>);
+
+impl Loader<(Uuid, Uuid, i64)> for Unread {
+    type Value = u64;
+    type Error = AppError;
+
+    async fn load(
+        &self,
+        keys: &[(Uuid, Uuid, i64)],
+    ) -> Result<HashMap<(Uuid, Uuid, i64), Self::Value>, Self::Error> {
+        let mut found = HashMap::new();
+        for (user, keys) in by_user(keys, |k| k.1) {
+            let markers: Vec<(Uuid, i64)> = keys.iter().map(|k| (k.0, k.2)).collect();
+            let counts = self.0.unread_counts(user, &markers).await?;
+            for (room, after) in markers {
+                found.insert((room, user, after), counts.get(&room).copied().unwrap_or(0));
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// A member's unread mentions in a room, by (room id, user id, their marker).
+pub struct MentionCounts(Arc<Chat>);
+
+impl Loader<(Uuid, Uuid, i64)> for MentionCounts {
+    type Value = u64;
+    type Error = AppError;
+
+    async fn load(
+        &self,
+        keys: &[(Uuid, Uuid, i64)],
+    ) -> Result<HashMap<(Uuid, Uuid, i64), Self::Value>, Self::Error> {
+        let mut found = HashMap::new();
+        for (user, keys) in by_user(keys, |k| k.1) {
+            let markers: Vec<(Uuid, i64)> = keys.iter().map(|k| (k.0, k.2)).collect();
+            let counts = self.0.mention_counts(user, &markers).await?;
+            for (room, after) in markers {
+                found.insert((room, user, after), counts.get(&room).copied().unwrap_or(0));
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// A room's members, counted, by room id.
+pub struct MemberCounts(Arc<Chat>);
+
+impl Loader<Uuid> for MemberCounts {
+    type Value = u64;
+    type Error = AppError;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        self.0.member_counts(keys).await
+    }
+}
+
+/// A room's members online, counted, by room id.
+pub struct OnlineCounts(Arc<Chat>);
+
+impl Loader<Uuid> for OnlineCounts {
+    type Value = u64;
+    type Error = AppError;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        self.0.online_counts(keys).await
     }
 }

@@ -1,11 +1,14 @@
 //! `Room`, the room lists, and creating, joining, leaving, changing, deleting and opening
 //! (direct) rooms.
+use std::sync::Arc;
+
 use async_graphql::{Context, Enum, ID, InputObject, Object, connection::CursorType};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{
     guard::{SignedIn, viewer},
+    loaders,
     member::{BanCursor, MemberCursor, RoomBan, RoomMember, RoomRole, ban_edge, member_edge},
     message::{MessageConnection, message_page},
     pagination::{
@@ -16,7 +19,7 @@ use super::{
 };
 use crate::{
     domain::{Note, RoomName, check_length},
-    entity::room,
+    entity::{membership, room},
     error::{AppError, AppResult},
     service::chat::{RoomChange, RoomsAfter},
 };
@@ -65,46 +68,40 @@ impl Room {
 
     /// The viewer's role in the room; null if not a member.
     async fn viewer_role(&self, ctx: &Context<'_>) -> AppResult<Option<RoomRole>> {
-        let role = state(ctx)?
-            .chat
-            .role_in(self.0.id, viewer(ctx)?.user_id)
-            .await?;
-        Ok(role.map(RoomRole::from))
+        Ok(self.membership(ctx).await?.map(|m| m.role.into()))
     }
 
     /// The seq of the newest message the viewer has read (`markRead`); null if not a member.
     async fn last_read_seq(&self, ctx: &Context<'_>) -> AppResult<Option<i32>> {
-        let chat = &state(ctx)?.chat;
-        let read = chat.last_read(self.0.id, viewer(ctx)?.user_id).await?;
-        Ok(read.map(|seq| to_int(seq.max(0) as u64)))
+        let membership = self.membership(ctx).await?;
+        Ok(membership.map(|m| to_int(m.last_read_seq.max(0) as u64)))
     }
 
     /// Messages of others after `lastReadSeq` that are still there, counted up to 1000;
     /// null if not a member.
     async fn unread_count(&self, ctx: &Context<'_>) -> AppResult<Option<i32>> {
-        let chat = &state(ctx)?.chat;
-        let user_id = viewer(ctx)?.user_id;
-        let Some(read) = chat.last_read(self.0.id, user_id).await? else {
+        let Some(m) = self.membership(ctx).await? else {
             return Ok(None);
         };
-        let unread = chat.unread_count(self.0.id, user_id, read).await?;
-        Ok(Some(to_int(unread)))
+        let key = (self.0.id, m.user_id, m.last_read_seq);
+        let unread = loaders(ctx)?.unread.load_one(key).await?;
+        Ok(Some(to_int(unread.unwrap_or(0))))
     }
 
     /// Messages after `lastReadSeq` that mention the viewer and are still there, counted up to
     /// 1000; null if not a member.
     async fn mention_count(&self, ctx: &Context<'_>) -> AppResult<Option<i32>> {
-        let chat = &state(ctx)?.chat;
-        let user_id = viewer(ctx)?.user_id;
-        let Some(read) = chat.last_read(self.0.id, user_id).await? else {
+        let Some(m) = self.membership(ctx).await? else {
             return Ok(None);
         };
-        let mentions = chat.mention_count(self.0.id, user_id, read).await?;
-        Ok(Some(to_int(mentions)))
+        let key = (self.0.id, m.user_id, m.last_read_seq);
+        let mentions = loaders(ctx)?.mention_counts.load_one(key).await?;
+        Ok(Some(to_int(mentions.unwrap_or(0))))
     }
 
     async fn member_count(&self, ctx: &Context<'_>) -> AppResult<i32> {
-        Ok(to_int(state(ctx)?.chat.member_count(self.0.id).await?))
+        let members = loaders(ctx)?.member_counts.load_one(self.0.id).await?;
+        Ok(to_int(members.unwrap_or(0)))
     }
 
     /// Who has read the room up to message `seq`: the members whose read marker is at or
@@ -120,7 +117,8 @@ impl Room {
 
     /// How many members have a socket open (on any instance).
     async fn online_count(&self, ctx: &Context<'_>) -> AppResult<i32> {
-        Ok(to_int(state(ctx)?.chat.online_count(self.0.id).await?))
+        let online = loaders(ctx)?.online_counts.load_one(self.0.id).await?;
+        Ok(to_int(online.unwrap_or(0)))
     }
 
     /// The room's members, in sign-up order (members only).
@@ -177,6 +175,14 @@ impl Room {
 pub enum RoomCursor {
     Created(Uuid),
     Active(DateTime<Utc>, Uuid),
+}
+
+impl Room {
+    /// The viewer's membership of this room (batched with the other rooms of the response).
+    async fn membership(&self, ctx: &Context<'_>) -> AppResult<Option<Arc<membership::Model>>> {
+        let key = (self.0.id, viewer(ctx)?.user_id);
+        loaders(ctx)?.memberships.load_one(key).await
+    }
 }
 
 impl CursorType for RoomCursor {

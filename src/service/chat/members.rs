@@ -243,18 +243,6 @@ impl Chat {
         let query = room_ban::Entity::find().filter(room_ban::Column::RoomId.eq(room_id));
         after_id(&self.db, query, room_ban::Column::UserId, after, limit).await
     }
-
-    pub async fn member_count(&self, room_id: Uuid) -> AppResult<u64> {
-        Ok(membership::Entity::find()
-            .filter(membership::Column::RoomId.eq(room_id))
-            .count(&self.db)
-            .await?)
-    }
-
-    /// `user_id`'s role in the room; `None` if not a member.
-    pub async fn role_in(&self, room_id: Uuid, user_id: Uuid) -> AppResult<Option<RoomRole>> {
-        role_of(&self.db, room_id, user_id).await
-    }
 }
 
 /// Removing or banning is for others; leaving is `leaveRoom`.

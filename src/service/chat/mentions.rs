@@ -5,11 +5,11 @@ use std::collections::HashMap;
 
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter, QuerySelect,
-    sea_query::{Alias, Expr, Func, Query},
+    sea_query::{Expr, Func, Query},
 };
 use uuid::Uuid;
 
-use super::{Chat, reads::MAX_UNREAD};
+use super::Chat;
 use crate::{
     domain::mentioned_usernames,
     entity::{membership, message, message_mention, user},
@@ -73,43 +73,4 @@ impl Chat {
         }
         Ok(mentions)
     }
-
-    /// Messages after `after` in the room that mention `user_id` and are still there, counted
-    /// up to `MAX_UNREAD`.
-    pub async fn mention_count(&self, room_id: Uuid, user_id: Uuid, after: i64) -> AppResult<u64> {
-        let mentioned = Query::select()
-            .expr(Expr::val(1))
-            .from(message_mention::Entity)
-            .inner_join(
-                message::Entity,
-                Expr::col((message::Entity, message::Column::Id))
-                    .equals((message_mention::Entity, message_mention::Column::MessageId)),
-            )
-            .and_where(
-                Expr::col((message_mention::Entity, message_mention::Column::UserId)).eq(user_id),
-            )
-            .and_where(Expr::col((message::Entity, message::Column::RoomId)).eq(room_id))
-            .and_where(Expr::col((message::Entity, message::Column::Seq)).gt(after))
-            .and_where(Expr::col((message::Entity, message::Column::DeletedAt)).is_null())
-            .limit(MAX_UNREAD)
-            .to_owned();
-        count_rows(&self.db, mentioned).await
-    }
-}
-
-/// How many rows `query` returns (it carries its own limit).
-pub(super) async fn count_rows(
-    db: &impl ConnectionTrait,
-    query: sea_orm::sea_query::SelectStatement,
-) -> AppResult<u64> {
-    let count = Query::select()
-        .expr_as(Expr::val(1).count(), Alias::new("n"))
-        .from_subquery(query, Alias::new("counted"))
-        .to_owned();
-    let n: Option<i64> = db
-        .query_one(&count)
-        .await?
-        .map(|row| row.try_get("", "n"))
-        .transpose()?;
-    Ok(n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
 }

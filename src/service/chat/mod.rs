@@ -7,6 +7,7 @@
 //! its stream (`events`), which a subscription follows as a `feed`; a user's `inbox` follows
 //! all their rooms at once. Who may do what is `access`.
 mod access;
+mod counts;
 mod direct;
 mod edits;
 mod events;
@@ -40,6 +41,7 @@ use crate::{
         user::Users,
     },
 };
+pub use counts::MAX_UNREAD;
 pub use events::After;
 pub use feed::FeedItem;
 pub(crate) use members::leave_all;

@@ -400,21 +400,4 @@ impl Chat {
         }
         Ok(sharing)
     }
-
-    /// How many members of the room are online.
-    pub async fn online_count(&self, room_id: Uuid) -> AppResult<u64> {
-        let online = Query::select()
-            .distinct()
-            .column((presence::Entity, presence::Column::UserId))
-            .from(presence::Entity)
-            .inner_join(
-                membership::Entity,
-                Expr::col((membership::Entity, membership::Column::UserId))
-                    .equals((presence::Entity, presence::Column::UserId)),
-            )
-            .and_where(Expr::col((membership::Entity, membership::Column::RoomId)).eq(room_id))
-            .and_where(Expr::col((presence::Entity, presence::Column::ExpiresAt)).gt(entity::now()))
-            .to_owned();
-        super::mentions::count_rows(&self.db, online).await
-    }
 }

@@ -10,18 +10,13 @@ use uuid::Uuid;
 use super::{
     Chat,
     access::{Action, room_access},
-    mentions::count_rows,
 };
 use crate::{
     broker::Event,
-    entity::{membership, message, room, user},
+    entity::{membership, room, user},
     error::{AppError, AppResult},
     service::{auth::Viewer, begin_write},
 };
-
-/// Unread messages are counted up to this many: past it, a client shows "999+", and the
-/// count stops costing more.
-pub const MAX_UNREAD: u64 = 1000;
 
 impl Chat {
     /// Marks the room read up to message `seq` for the viewer. A marker never moves back:
@@ -64,16 +59,6 @@ impl Chat {
         Ok(access.room)
     }
 
-    /// The seq of the newest message `user_id` has read in the room; `None` if not a member.
-    pub async fn last_read(&self, room_id: Uuid, user_id: Uuid) -> AppResult<Option<i64>> {
-        Ok(membership::Entity::find_by_id((room_id, user_id))
-            .select_only()
-            .column(membership::Column::LastReadSeq)
-            .into_tuple()
-            .one(&self.db)
-            .await?)
-    }
-
     /// Who has read the room up to message `seq` (members whose marker is at or past it, in
     /// username order), in rooms of at most `READ_RECEIPTS_MAX_MEMBERS` members; `None` in
     /// larger ones. Members only.
@@ -84,7 +69,8 @@ impl Chat {
         seq: i64,
     ) -> AppResult<Option<Vec<user::Model>>> {
         Action::Take.check(&room_access(&self.db, room_id, viewer.user_id).await?)?;
-        if self.member_count(room_id).await? > self.receipts_max_members {
+        let members = self.member_counts(&[room_id]).await?;
+        if members.get(&room_id).copied().unwrap_or(0) > self.receipts_max_members {
             return Ok(None);
         }
         let read = Query::select()
@@ -100,19 +86,5 @@ impl Chat {
             .all(&self.db)
             .await?;
         Ok(Some(readers))
-    }
-
-    /// Messages of others after `after` that are still there, counted up to `MAX_UNREAD`.
-    pub async fn unread_count(&self, room_id: Uuid, user_id: Uuid, after: i64) -> AppResult<u64> {
-        let unread = Query::select()
-            .expr(Expr::val(1))
-            .from(message::Entity)
-            .and_where(message::Column::RoomId.eq(room_id))
-            .and_where(message::Column::Seq.gt(after))
-            .and_where(message::Column::AuthorId.ne(user_id))
-            .and_where(message::Column::DeletedAt.is_null())
-            .limit(MAX_UNREAD)
-            .to_owned();
-        count_rows(&self.db, unread).await
     }
 }

@@ -2,6 +2,7 @@
 //! or its instance dies; seen by those who share a room.
 use std::time::Duration;
 
+use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
 use super::*;
@@ -30,6 +31,38 @@ async fn heard(ws: &mut Ws) -> Value {
     let event = event.expect("a presence change")["data"]["roomEvents"].clone();
     assert_eq!(event["__typename"], "PresenceChanged", "{event}");
     event
+}
+
+/// Waits until `instances` instances have recorded `user` as online.
+async fn listed_on(app: &TestApp, user: &Account, instances: i64) {
+    let db = sea_orm::Database::connect(app.db.url.as_str())
+        .await
+        .unwrap();
+    let count = format!(
+        "SELECT COUNT(*) AS n FROM presence WHERE user_id = '{}'",
+        user.id
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let row = db
+            .query_one_raw(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                count.clone(),
+            ))
+            .await
+            .unwrap();
+        let n: i64 = row.unwrap().try_get("", "n").unwrap();
+        if n == instances {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} is listed by {n} instances",
+            user.username
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    db.close().await.ok();
 }
 
 db_tests! {
@@ -106,6 +139,9 @@ postgres_tests! {
         let on_a = a.ws_ready(&fay.access_token).await;
         assert_eq!(heard(&mut guss).await["online"], true, "heard across instances");
         let on_b = b.ws_ready(&fay.access_token).await;
+        // Each instance records its sockets' users in its own time: wait for b's, or closing
+        // a's socket first would be a moment offline (announced, and rightly so).
+        listed_on(&b, &fay, 2).await;
         drop(on_a);
         assert!(guss.next_within("p", Duration::from_millis(800)).await.is_none(), "still online on b");
         assert_eq!(a.gql(Some(&gus.access_token), "{ user(username: \"fay\") { online } }", json!({})).await.ok()["user"]["online"], true);
