@@ -1,5 +1,6 @@
 //! Rooms, membership, sending and history over HTTP: createRoom, joinRoom, leaveRoom, rooms,
-//! publicRooms, room, sendMessage (seq numbering, idempotency) and messages pagination.
+//! publicRooms, room, sendMessage (seq numbering, idempotency), messages pagination and
+//! searchMessages.
 mod conversation;
 mod direct;
 mod events;
@@ -8,6 +9,7 @@ mod members;
 mod permissions;
 mod reads;
 mod rooms;
+mod search;
 mod sending;
 mod typing;
 
