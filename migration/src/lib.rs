@@ -9,6 +9,7 @@ mod m20261205_000005_room_membership;
 mod m20261206_000006_room_events;
 mod m20261207_000007_conversation;
 mod m20261208_000008_presence;
+mod m20261209_000009_search;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000006_room_events::Migration),
             Box::new(m20261207_000007_conversation::Migration),
             Box::new(m20261208_000008_presence::Migration),
+            Box::new(m20261209_000009_search::Migration),
         ]
     }
 }

@@ -80,6 +80,8 @@ pub struct RateLimits {
     pub write_per_ip: u32,
     /// `searchUsers` calls per user.
     pub search_per_user: u32,
+    /// `searchMessages` calls (each page) per user.
+    pub message_search_per_user: u32,
 }
 
 impl RateLimits {
@@ -97,6 +99,7 @@ impl RateLimits {
             write_per_user: 0,
             write_per_ip: 0,
             search_per_user: 0,
+            message_search_per_user: 0,
         }
     }
 }
@@ -261,6 +264,7 @@ impl Default for Config {
                 write_per_user: 300,
                 write_per_ip: 1200,
                 search_per_user: 60,
+                message_search_per_user: 30,
             },
             log_format: LogFormat::Pretty,
             shutdown_grace: Duration::from_secs(10),

@@ -123,6 +123,7 @@ pub(super) const VARIABLES: &[Variable] = &[
     var("WRITE_RATE_PER_USER", |c, v| set(&mut c.limits.write_per_user, v)),
     var("WRITE_RATE_PER_IP", |c, v| set(&mut c.limits.write_per_ip, v)),
     var("SEARCH_RATE_PER_USER", |c, v| set(&mut c.limits.search_per_user, v)),
+    var("MESSAGE_SEARCH_RATE_PER_USER", |c, v| set(&mut c.limits.message_search_per_user, v)),
     // A list, or `*` for any origin (as when unset).
     var("CORS_ALLOWED_ORIGINS", |c, v| {
         set_with(&mut c.http.cors_origins, v, |v| {

@@ -96,6 +96,33 @@ impl Note {
     }
 }
 
+/// What `searchMessages` looks for: 1–200 characters, not blank, trimmed. It is plain text,
+/// words to find: no character of it is syntax (see `service::chat::search`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchText(String);
+
+impl SearchText {
+    /// Enough for any phrase worth looking for; a bound on what one search costs the database.
+    pub const MAX: usize = 200;
+
+    pub fn parse(field: &'static str, s: &str) -> Result<Self, InvalidInput> {
+        let s = s.trim();
+        bounded(field, field, s, Self::MAX)?;
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Its words: the runs of letters and digits; anything else only separates them.
+    pub fn words(&self) -> impl Iterator<Item = &str> {
+        self.0
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|word| !word.is_empty())
+    }
+}
+
 /// A reaction: one emoji as Unicode defines it (skin tones included), kept in its canonical
 /// form, so that "❤" and "❤️" are the same reaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,6 +212,25 @@ mod tests {
         );
         assert_eq!(RoomName::parse("name", "a\0b").unwrap_err().field, "name");
         assert!(ClientMsgId::parse("clientMsgId", "a\0b").is_err());
+    }
+
+    #[test]
+    fn search_text_is_trimmed_bounded_and_not_blank() {
+        let text = SearchText::parse("query", "  deploy friday ").unwrap();
+        assert_eq!(text.as_str(), "deploy friday");
+        let words = SearchText::parse("query", "\"NEAR(don't, 2)* été").unwrap();
+        assert_eq!(
+            words.words().collect::<Vec<_>>(),
+            ["NEAR", "don", "t", "2", "été"]
+        );
+        assert_eq!(SearchText::parse("query", "*").unwrap().words().count(), 0);
+        assert!(SearchText::parse("query", &"é".repeat(200)).is_ok());
+        for refused in ["", " \n\t", "a\0b", &"a".repeat(201), &"a".repeat(200_000)] {
+            assert_eq!(
+                SearchText::parse("query", refused).unwrap_err().field,
+                "query"
+            );
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ mod email;
 mod password;
 mod username;
 
-pub use chat::{ClientMsgId, Emoji, MessageBody, Note, RoomName, mentioned_usernames};
+pub use chat::{ClientMsgId, Emoji, MessageBody, Note, RoomName, SearchText, mentioned_usernames};
 pub use email::Email;
 pub use password::Password;
 pub use username::Username;

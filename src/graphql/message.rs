@@ -1,4 +1,4 @@
-//! `Message`, room history, `sendMessage` and the `messageAdded` subscription.
+//! `Message`, room history, `searchMessages`, `sendMessage` and the `messageAdded` subscription.
 use std::{collections::HashMap, sync::Arc};
 
 use async_graphql::{
@@ -13,12 +13,15 @@ use super::{
     guard::{SignedIn, caller_ip, viewer},
     loaders,
     member::user as member_user,
-    pagination::{Connection, Page, connection, cursor, page_cost},
+    pagination::{
+        Connection, InvalidCursor, Page, Window, connection, cursor, decode_cursor, encode_cursor,
+        page_cost,
+    },
     parse_id, state, to_int,
     user::User,
 };
 use crate::{
-    domain::{ClientMsgId, Emoji, MessageBody},
+    domain::{ClientMsgId, Emoji, MessageBody, SearchText},
     entity::room,
     error::{AppError, AppResult},
     service::chat::{After, ChatMessage, NewMessage, ReactionCount},
@@ -182,7 +185,62 @@ cursor!(
     "msg"
 );
 
-pub type MessageConnection = Connection<MessageCursor, Message>;
+/// A place among the results of a search: a result's rank and its message's id. The rank is
+/// kept bit for bit (in hex), since the next page starts at exactly this rank; the cursor is
+/// `search:` and 8 + 1 + 32 characters, 64 in base64.
+pub struct SearchCursor {
+    rank: f32,
+    id: Uuid,
+}
+
+impl CursorType for SearchCursor {
+    type Error = InvalidCursor;
+
+    fn decode_cursor(s: &str) -> Result<Self, InvalidCursor> {
+        let value: String = decode_cursor("search", s)?;
+        let (bits, id) = value.split_once('.').ok_or(InvalidCursor)?;
+        let rank = u32::from_str_radix(bits, 16)
+            .map(f32::from_bits)
+            .ok()
+            .filter(|rank| rank.is_finite())
+            .ok_or(InvalidCursor)?;
+        let id = id.parse().map_err(|_| InvalidCursor)?;
+        Ok(Self { rank, id })
+    }
+
+    fn encode_cursor(&self) -> String {
+        let value = format!("{:08x}.{}", self.rank.to_bits(), self.id.simple());
+        encode_cursor("search", value)
+    }
+}
+
+/// The cursor of an edge of a `MessageConnection`: the message's place in its room's history,
+/// or among the results of a search. Each list takes back only its own (`Page` decodes the
+/// kind it expects), so both can share the one connection type, and a search result is the
+/// same `Message` a page of history holds.
+pub enum EdgeCursor {
+    History(MessageCursor),
+    Search(SearchCursor),
+}
+
+impl CursorType for EdgeCursor {
+    type Error = InvalidCursor;
+
+    fn decode_cursor(s: &str) -> Result<Self, InvalidCursor> {
+        MessageCursor::decode_cursor(s)
+            .map(Self::History)
+            .or_else(|_| SearchCursor::decode_cursor(s).map(Self::Search))
+    }
+
+    fn encode_cursor(&self) -> String {
+        match self {
+            Self::History(cursor) => cursor.encode_cursor(),
+            Self::Search(cursor) => cursor.encode_cursor(),
+        }
+    }
+}
+
+pub type MessageConnection = Connection<EdgeCursor, Message>;
 
 /// One page of a readable room's history.
 pub async fn message_page(
@@ -194,9 +252,28 @@ pub async fn message_page(
     let history = chat
         .history(room, page.direction, page.cursor.map(|c| c.0), page.limit)
         .await?;
-    let reads = Arc::new(page_reads(ctx, &history.items).await?);
-    Ok(connection(history, |message| {
-        let cursor = MessageCursor(message.message.seq);
+    message_connection(ctx, history, |message| {
+        let cursor = EdgeCursor::History(MessageCursor(message.message.seq));
+        (cursor, message)
+    })
+    .await
+}
+
+/// A page of messages as a connection, each with its cursor (`edge`), and what its selection
+/// reads of them read for all of them at once.
+async fn message_connection<T>(
+    ctx: &Context<'_>,
+    window: Window<T>,
+    edge: impl FnMut(T) -> (EdgeCursor, ChatMessage),
+) -> AppResult<MessageConnection> {
+    let window = Window {
+        items: window.items.into_iter().map(edge).collect::<Vec<_>>(),
+        has_previous: window.has_previous,
+        has_next: window.has_next,
+    };
+    let messages: Vec<&ChatMessage> = window.items.iter().map(|(_, m)| m).collect();
+    let reads = Arc::new(page_reads(ctx, &messages).await?);
+    Ok(connection(window, |(cursor, message)| {
         let page = Some(reads.clone());
         (
             cursor,
@@ -210,7 +287,7 @@ pub async fn message_page(
 
 /// One query per selected field that needs one, for the whole page: a page of 100 messages
 /// costs what a page of one does.
-async fn page_reads(ctx: &Context<'_>, messages: &[ChatMessage]) -> AppResult<PageReads> {
+async fn page_reads(ctx: &Context<'_>, messages: &[&ChatMessage]) -> AppResult<PageReads> {
     let chat = &state(ctx)?.chat;
     let node = ctx.look_ahead().field("edges").field("node");
     let ids: Vec<Uuid> = messages.iter().map(|m| m.message.id).collect();
@@ -271,6 +348,43 @@ impl MessageQuery {
             .readable_room(viewer(ctx)?, room_id)
             .await?;
         message_page(ctx, &room, page).await
+    }
+
+    /// Messages with every word of `query` (1–200 characters: whole words, in any case; no
+    /// character has a meaning of its own), best match first and newest first among equals,
+    /// from the rooms the viewer may read, or from `roomId` alone. Deleted messages are not
+    /// found; edited ones are, by their words as they are now. An edge's cursor continues the
+    /// search (`after`); the message's own `cursor` is its place in its room's history, to
+    /// read around it. Each page counts against a rate limit per user.
+    #[graphql(
+        guard = "SignedIn",
+        complexity = "page_cost(first, None) * child_complexity"
+    )]
+    async fn search_messages(
+        &self,
+        ctx: &Context<'_>,
+        query: String,
+        room_id: Option<ID>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> AppResult<MessageConnection> {
+        let text = SearchText::parse("query", &query)?;
+        let room_id = room_id.map(|id| parse_id("roomId", &id)).transpose()?;
+        let page = Page::<SearchCursor>::forward(first, after)?;
+        let after = page.cursor.map(|c| (c.rank, c.id));
+        let found = state(ctx)?
+            .chat
+            .search_messages(viewer(ctx)?, &text, room_id, after, page.limit)
+            .await?;
+        message_connection(ctx, found, |found| {
+            let id = found.message.message.id;
+            let cursor = EdgeCursor::Search(SearchCursor {
+                rank: found.rank,
+                id,
+            });
+            (cursor, found.message)
+        })
+        .await
     }
 }
 

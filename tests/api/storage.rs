@@ -36,6 +36,12 @@ db_tests! {
         if backend == DbBackend::Postgres {
             // A SQLite server has few users: its LIKE ... ESCAPE scans them.
             queries.push(("users by a name's start", r"SELECT id FROM users WHERE lower(username) LIKE 'ab\_%' ESCAPE '' ORDER BY lower(username) LIMIT 20".to_owned()));
+            queries.push(("messages by their words", "SELECT id FROM messages WHERE search_vector @@ plainto_tsquery('simple', 'word')".to_owned()));
+        } else {
+            // FTS5 finds words in an index of its own; what its triggers and the ranking read
+            // of `messages` is by the search key.
+            queries.push(("the newest search key", "SELECT max(search_key) FROM messages".to_owned()));
+            queries.push(("a body by its search key", "SELECT body FROM messages WHERE search_key = 5".to_owned()));
         }
         for (what, sql) in queries {
             let txn = conn.begin().await.unwrap();

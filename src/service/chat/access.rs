@@ -5,9 +5,9 @@
 //! Roles rank OWNER > ADMIN > MEMBER, and each may do what the ones below it may. A direct room
 //! has two members and no roles beyond that: nothing about it can be changed.
 use sea_orm::{
-    ConnectionTrait, DatabaseTransaction, EntityTrait, ExprTrait, FromQueryResult, QuerySelect,
-    SelectModel, Selector,
-    sea_query::{Expr, IntoColumnRef, Query, QueryStatementBuilder},
+    Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, ExprTrait, FromQueryResult,
+    QuerySelect, SelectModel, Selector,
+    sea_query::{Expr, IntoColumnRef, Query, QueryStatementBuilder, SelectStatement},
 };
 use uuid::Uuid;
 
@@ -119,6 +119,44 @@ pub(super) async fn room_access_for_update(
         .one(txn)
         .await?
         .ok_or(AppError::NotFound("room"))
+}
+
+/// The ids of the rooms `user_id` may read, as a subquery: `Action::Read` in SQL, for a query
+/// over all of them at once (search), which a check per room would make a query per room.
+/// Keep the two in step: not banned, and a member, or the room is public and someone is in it.
+pub(super) fn readable_rooms(user_id: Uuid) -> SelectStatement {
+    let members = |who: Option<Uuid>| {
+        let mut members = Query::select();
+        members
+            .expr(Expr::val(1))
+            .from(membership::Entity)
+            .and_where(in_room((membership::Entity, membership::Column::RoomId)));
+        if let Some(user_id) = who {
+            members
+                .and_where(Expr::col((membership::Entity, membership::Column::UserId)).eq(user_id));
+        }
+        members
+    };
+    let banned = Query::select()
+        .expr(Expr::val(1))
+        .from(room_ban::Entity)
+        .and_where(in_room((room_ban::Entity, room_ban::Column::RoomId)))
+        .and_where(Expr::col((room_ban::Entity, room_ban::Column::UserId)).eq(user_id))
+        .to_owned();
+    Query::select()
+        .column((room::Entity, room::Column::Id))
+        .from(room::Entity)
+        .and_where(Expr::exists(banned).not())
+        .cond_where(
+            Condition::any()
+                .add(Expr::exists(members(Some(user_id))))
+                .add(
+                    Condition::all()
+                        .add(Expr::col((room::Entity, room::Column::IsPrivate)).eq(false))
+                        .add(Expr::exists(members(None))),
+                ),
+        )
+        .to_owned()
 }
 
 fn in_room(column: impl IntoColumnRef) -> Expr {

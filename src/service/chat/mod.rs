@@ -2,7 +2,7 @@
 //! them; `members` adds, removes, bans and ranks their members; `direct` opens the room of two
 //! users; `messages` reads history and sends, `edits` edits and deletes, `reactions` reacts,
 //! `reads` keeps read markers, `mentions` who a message names, `typing` who is typing,
-//! `presence` who is online.
+//! `presence` who is online. `search` finds messages by their words.
 //! Everything that happens in a room is an event of
 //! its stream (`events`), which a subscription follows as a `feed`; a user's `inbox` follows
 //! all their rooms at once. Who may do what is `access`.
@@ -20,6 +20,7 @@ mod presence;
 mod reactions;
 mod reads;
 mod rooms;
+mod search;
 mod typing;
 
 use std::sync::Arc;
@@ -50,6 +51,7 @@ pub use messages::NewMessage;
 pub use presence::{Presence, PresenceState};
 pub use reactions::ReactionCount;
 pub use rooms::{RoomChange, RoomsAfter};
+pub use search::{Found, SearchAfter};
 
 /// What the operations of one client connection share: turns at database work (a query or
 /// mutation holds one while it runs, a feed while it reads and delivers what it missed), and
@@ -96,6 +98,8 @@ pub struct Chat {
     users: Arc<Users>,
     send_per_user: RateLimit<Uuid>,
     send_per_ip: RateLimit<ClientNet>,
+    /// Searches per user: each ranks every match in every room the user may read.
+    message_search_per_user: RateLimit<Uuid>,
     typists: typing::Typists,
     instance: presence::Instance,
     receipts_max_members: u64,
@@ -118,6 +122,10 @@ impl Chat {
             users,
             send_per_user: RateLimit::per_minute("send_user", limits.send_per_user),
             send_per_ip: RateLimit::per_minute("send_ip", limits.send_per_ip),
+            message_search_per_user: RateLimit::per_minute(
+                "message_search_user",
+                limits.message_search_per_user,
+            ),
             typists: typing::Typists::new(config.typing_timeout),
             instance: presence::Instance {
                 id: Uuid::new_v4(),

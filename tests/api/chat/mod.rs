@@ -1,5 +1,6 @@
 //! Rooms, membership, sending and history over HTTP: createRoom, joinRoom, leaveRoom, rooms,
-//! publicRooms, room, sendMessage (seq numbering, idempotency) and messages pagination.
+//! publicRooms, room, sendMessage (seq numbering, idempotency), messages pagination and
+//! searchMessages.
 mod conversation;
 mod direct;
 mod events;
@@ -9,6 +10,7 @@ mod permissions;
 mod presence;
 mod reads;
 mod rooms;
+mod search;
 mod sending;
 mod typing;
 
