@@ -307,6 +307,9 @@ async fn page_reads(ctx: &Context<'_>, messages: &[&ChatMessage]) -> AppResult<P
     if node.field("replyTo").exists() && !replied.is_empty() {
         reads.replied = Some(chat.messages_by_id(&replied).await?);
     }
+    if node.field("mentions").exists() && !ids.is_empty() {
+        reads.mentions = Some(chat.mentions_of(&ids).await?);
+    }
     Ok(reads)
 }
 

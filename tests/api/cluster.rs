@@ -280,6 +280,9 @@ postgres_tests! {
         a.add_members(&fay, &room, &[&gus]).await.ok();
         let start = a.send_message(&fay, &room, "start").await;
         let mut ws = a.watching(&gus, &room, &start).await;
+        // Heard live: the subscription has started (as a member) before the removal.
+        a.send_message(&fay, &room, "still here?").await;
+        assert_eq!(ws.next("s").await["data"]["messageAdded"]["body"], "still here?");
         let removed = b
             .gql(Some(&fay.access_token), "mutation($r: ID!, $u: ID!) { removeMember(roomId: $r, userId: $u) }", json!({ "r": room, "u": gus.id }))
             .await;

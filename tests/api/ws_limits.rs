@@ -28,17 +28,21 @@ db_tests! {
         let app = spawn_app_with(&db, |c| c.ws.max_subscriptions = 2).await;
         let amy = app.register("amy").await;
         let room = app.create_room(&amy, "r", false).await;
+        // Subscriptions from a cursor: a send that comes before one is established is
+        // replayed to it, not missed.
+        let first = app.send_message(&amy, &room, "first").await;
+        let after = first["cursor"].as_str();
         let mut ws = app.ws_ready(&amy.access_token).await;
-        ws.message_added("a", &room, None).await;
-        ws.message_added("b", &room, None).await;
-        ws.message_added("c", &room, None).await;
+        ws.message_added("a", &room, after).await;
+        ws.message_added("b", &room, after).await;
+        ws.message_added("c", &room, after).await;
         let refused = ws.recv().await;
         assert_eq!(refused["type"], "error", "{refused}");
         assert_eq!(refused["id"], "c");
         assert_eq!(refused["payload"][0]["extensions"]["code"], "FORBIDDEN");
         assert_eq!(refused["payload"][0]["message"], "too many subscriptions on this socket");
         // The socket and its two subscriptions carry on.
-        app.send_message(&amy, &room, "hello").await;
+        let hello = app.send_message(&amy, &room, "hello").await;
         let mut ids = vec![];
         for _ in 0..2 {
             let message = ws.recv().await;
@@ -49,7 +53,7 @@ db_tests! {
         assert_eq!(ids, ["a", "b"]);
         // Completing one makes room for another.
         ws.send(json!({ "type": "complete", "id": "a" })).await;
-        ws.message_added("c", &room, None).await;
+        ws.message_added("c", &room, hello["cursor"].as_str()).await;
         ws.sync().await;
         app.send_message(&amy, &room, "again").await;
         let mut ids = vec![];

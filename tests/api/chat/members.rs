@@ -143,6 +143,9 @@ db_tests! {
             app.add_members(&wes, &room, &[&xan]).await.ok();
             let start = app.send_message(&wes, &room, "start").await;
             let mut ws = app.watching(&xan, &room, &start).await;
+            // Heard live: the subscription has started (as a member) before xan is put out.
+            app.send_message(&wes, &room, "still here?").await;
+            assert_eq!(ws.next("s").await["data"]["messageAdded"]["body"], "still here?");
             let answer = act(&app, &wes, query, &room, &xan).await;
             answer.ok();
             let ended = ws.next("s").await;
