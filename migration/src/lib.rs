@@ -10,6 +10,7 @@ mod m20261206_000006_room_events;
 mod m20261207_000007_conversation;
 mod m20261208_000008_presence;
 mod m20261209_000009_search;
+mod m20261210_000010_session_devices;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000007_conversation::Migration),
             Box::new(m20261208_000008_presence::Migration),
             Box::new(m20261209_000009_search::Migration),
+            Box::new(m20261210_000010_session_devices::Migration),
         ]
     }
 }

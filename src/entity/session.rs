@@ -10,6 +10,12 @@ pub struct Model {
     pub user_id: Uuid,
     pub created_at: DateTimeUtc,
     pub revoked_at: Option<DateTimeUtc>,
+    /// Its last refresh; `None` until the first.
+    pub last_used_at: Option<DateTimeUtc>,
+    /// The `User-Agent` of the login that opened it.
+    pub user_agent: Option<String>,
+    /// The client's address at that login.
+    pub client_ip: Option<String>,
     #[sea_orm(belongs_to, from = "user_id", to = "id")]
     pub user: BelongsTo<super::user::Entity>,
     #[sea_orm(has_many)]

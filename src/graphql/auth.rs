@@ -1,8 +1,8 @@
-//! `register`, `login`, `refresh`, `logout`, `logoutAll`.
+//! `register`, `login`, `refresh`, `logout`, `changePassword`, `deleteAccount`.
 use async_graphql::{Context, InputObject, Object};
 
 use super::{
-    guard::{SignedIn, caller_ip, viewer},
+    guard::{SignedIn, caller_device, caller_ip, viewer},
     state, to_int,
     user::User,
 };
@@ -71,7 +71,7 @@ impl AuthMutation {
         };
         let issued = state(ctx)?
             .auth
-            .register(registration, caller_ip(ctx))
+            .register(registration, &caller_device(ctx))
             .await?;
         Ok(AuthPayload(issued))
     }
@@ -81,7 +81,7 @@ impl AuthMutation {
         let password = Password::for_login("password", &input.password)?;
         let issued = state(ctx)?
             .auth
-            .login(&input.login, password, caller_ip(ctx))
+            .login(&input.login, password, &caller_device(ctx))
             .await?;
         Ok(AuthPayload(issued))
     }
@@ -115,10 +115,23 @@ impl AuthMutation {
         Ok(true)
     }
 
-    /// Ends every session of the signed-in user; returns how many were live.
+    /// Sets a new password (8–128 characters) once the current one is confirmed, and ends
+    /// every other session of the user (their sockets close with 4403); the current one goes
+    /// on. Returns how many sessions it ended. A wrong current password is BAD_USER_INPUT on
+    /// `currentPassword`, and counts against the login rate limits.
     #[graphql(guard = "SignedIn")]
-    async fn logout_all(&self, ctx: &Context<'_>) -> AppResult<i32> {
-        let viewer = viewer(ctx)?;
-        Ok(to_int(state(ctx)?.auth.logout_all(viewer).await?))
+    async fn change_password(
+        &self,
+        ctx: &Context<'_>,
+        current_password: String,
+        new_password: String,
+    ) -> AppResult<i32> {
+        let current = Password::for_login("currentPassword", &current_password)?;
+        let new = Password::parse("newPassword", &new_password)?;
+        let ended = state(ctx)?
+            .auth
+            .change_password(viewer(ctx)?, current, new, caller_ip(ctx))
+            .await?;
+        Ok(to_int(ended))
     }
 }

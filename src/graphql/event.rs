@@ -465,7 +465,7 @@ impl EventSubscription {
         ctx: &Context<'_>,
         room_id: ID,
         after: Option<String>,
-        #[graphql(default = false)] presence: bool,
+        #[graphql(default_with = "Some(false)")] presence: Option<bool>,
     ) -> Result<impl Stream<Item = AppResult<RoomEvent>> + use<>, AppError> {
         let room_id = parse_id("roomId", &room_id)?;
         let after = after
@@ -483,6 +483,7 @@ impl EventSubscription {
             subscriber(ctx)?,
         ))
         .await?;
+        let presence = presence.unwrap_or(false);
         let wanted = move |item: &AppResult<FeedItem>| {
             future::ready(presence || !matches!(item, Ok(FeedItem::Presence(..))))
         };

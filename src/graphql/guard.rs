@@ -8,7 +8,7 @@ use async_graphql::{Context, Guard};
 use crate::{
     entity::user::Role,
     error::{AppError, AppResult},
-    service::auth::{AuthError, Viewer},
+    service::auth::{AuthError, Device, Viewer},
 };
 
 /// The caller of one request, as the transport established it.
@@ -16,6 +16,8 @@ use crate::{
 pub struct Caller {
     pub auth: Result<Viewer, AuthError>,
     pub ip: IpAddr,
+    /// Its `User-Agent`, as a session keeps it (`service::auth::user_agent`).
+    pub user_agent: Option<String>,
 }
 
 /// The signed-in viewer, or UNAUTHENTICATED saying why not (missing, expired, revoked...).
@@ -36,6 +38,14 @@ pub fn viewer_opt<'a>(ctx: &Context<'a>) -> Option<&'a Viewer> {
 pub fn caller_ip(ctx: &Context<'_>) -> IpAddr {
     ctx.data_opt::<Caller>()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.ip)
+}
+
+/// Where the caller is, as a session it opens remembers.
+pub fn caller_device(ctx: &Context<'_>) -> Device {
+    Device {
+        ip: caller_ip(ctx),
+        user_agent: ctx.data_opt::<Caller>().and_then(|c| c.user_agent.clone()),
+    }
 }
 
 pub struct SignedIn;

@@ -10,6 +10,7 @@ pub mod pagination;
 pub mod pipeline;
 mod room;
 pub mod schema;
+mod session;
 mod user;
 
 pub use schema::{AppSchema, build, sdl};

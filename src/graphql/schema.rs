@@ -9,15 +9,22 @@ use super::{
     message::{MessageMutation, MessageQuery, MessageSubscription},
     pipeline::{ErrorCodes, WriteLimits},
     room::{RoomMutation, RoomQuery},
+    session::{SessionMutation, SessionQuery},
     user::UserQuery,
 };
 use crate::state::AppState;
 
 #[derive(MergedObject, Default)]
-pub struct Query(UserQuery, RoomQuery, MessageQuery);
+pub struct Query(UserQuery, SessionQuery, RoomQuery, MessageQuery);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(AuthMutation, RoomMutation, MemberMutation, MessageMutation);
+pub struct Mutation(
+    AuthMutation,
+    SessionMutation,
+    RoomMutation,
+    MemberMutation,
+    MessageMutation,
+);
 
 #[derive(MergedSubscription, Default)]
 pub struct Subscription(MessageSubscription, EventSubscription);

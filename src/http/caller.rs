@@ -7,7 +7,10 @@ use axum::{
 };
 
 use super::HttpState;
-use crate::{graphql::guard::Caller, service::auth::AuthError};
+use crate::{
+    graphql::guard::Caller,
+    service::auth::{AuthError, user_agent},
+};
 
 impl FromRequestParts<HttpState> for Caller {
     type Rejection = std::convert::Infallible;
@@ -24,8 +27,14 @@ impl FromRequestParts<HttpState> for Caller {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip());
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|value| value.to_str().ok())
+            .and_then(user_agent);
         Ok(Caller {
             auth,
+            user_agent,
             ip: client_ip(
                 &parts.headers,
                 peer,

@@ -8,6 +8,7 @@ mod cancelled;
 mod chat;
 mod closing;
 mod cluster;
+mod devices;
 mod failover;
 mod faults;
 mod graphql_http;

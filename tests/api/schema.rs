@@ -22,7 +22,8 @@ fn core_contract_types_are_present() {
         "login(input: LoginInput!): AuthPayload!",
         "refresh(refreshToken: String!): AuthPayload!",
         "logout(refreshToken: String!): Boolean!",
-        "logoutAll: Int!",
+        // The contract's `logoutAll`, with an optional argument: without it, the same call.
+        "logoutAll(exceptCurrent: Boolean = false): Int!",
     ] {
         assert!(sdl.contains(expected), "schema lacks `{expected}`");
     }

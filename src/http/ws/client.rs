@@ -272,6 +272,8 @@ impl Client {
         let caller = Caller {
             auth: Ok(session.viewer.clone()),
             ip: self.ip,
+            // Nothing over the socket opens a session.
+            user_agent: None,
         };
         let mut request = match params.into_request(caller, &self.http.documents) {
             Ok(request) => request.data(self.subscriber.clone()),

@@ -4,14 +4,14 @@
 //! longer log in.
 use std::{net::IpAddr, sync::Arc};
 
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait};
 use uuid::Uuid;
 
 use super::{Auth, Viewer};
 use crate::{
     domain::{Password, Username},
     entity::{now, session, user},
-    error::{AppError, AppResult},
+    error::AppResult,
     service::{begin_write, chat::leave_all, detached},
 };
 
@@ -25,20 +25,9 @@ impl Auth {
         password: Password,
         client: IpAddr,
     ) -> AppResult<()> {
-        let account = user::Entity::find_by_id(viewer.user_id)
-            .filter(user::Column::DeletedAt.is_null())
-            .one(&self.db)
-            .await?
-            .ok_or(AppError::Unauthenticated("user no longer exists"))?;
-        self.login.check(&account.username.to_lowercase(), client)?;
-        if !self
-            .hasher
-            .verify(&password, Some(&account.password_hash))
-            .await?
-        {
-            return Err(AppError::bad_input("password", "the password is wrong"));
-        }
-
+        let account = self
+            .confirm_password(viewer, &password, "password", client)
+            .await?;
         let this = self.clone();
         let ended = detached(async move { this.scrub(account.id).await }).await?;
         tracing::info!(user = %viewer.user_id, sessions = ended, "account deleted");

@@ -1,11 +1,13 @@
 //! Accounts: registration, login and access-token checks here; refresh-token rotation,
-//! logout and revocation in `sessions`; account deletion in `deletion`.
+//! logout and revocation in `sessions`; the sessions a user sees and ends, and password
+//! changes, in `devices`; account deletion in `deletion`.
 //!
 //! A login opens a session. The session holds a chain of refresh tokens: each is single use and
 //! exchanging it (`refresh`) yields the next one. A token that has already been exchanged, and
 //! is presented again after a short grace interval, can only come from someone who copied it,
 //! so that revokes the whole session.
 mod deletion;
+mod devices;
 mod housekeeping;
 mod password;
 mod sessions;
@@ -24,6 +26,7 @@ use uuid::Uuid;
 
 /// A socket's watch on its session (the broker's), as the transport holds it.
 pub use crate::broker::SessionWatch;
+pub use devices::{Device, MAX_SESSIONS_LISTED, user_agent};
 pub use housekeeping::Purged;
 pub use password::PasswordHasher;
 pub use token::{LEEWAY_SECONDS, TokenError, TokenKeys, is_expired};
@@ -223,9 +226,9 @@ impl Auth {
         self.revocations.watch(viewer.session_id)
     }
 
-    pub async fn register(&self, input: Registration, client: IpAddr) -> AppResult<Issued> {
+    pub async fn register(&self, input: Registration, device: &Device) -> AppResult<Issued> {
         // Before the hash: each registration costs the server an Argon2 computation.
-        self.register_per_ip.check(&client.into())?;
+        self.register_per_ip.check(&device.ip.into())?;
         let password_hash = self.hasher.hash(&input.password).await?;
         let txn = begin_write(&self.writer).await?;
         let user = user::ActiveModel {
@@ -250,7 +253,7 @@ impl Auth {
                 ],
             )
         })?;
-        let (session_id, refresh_token) = self.start_session(&txn, user.id).await?;
+        let (session_id, refresh_token) = self.start_session(&txn, user.id, device).await?;
         txn.commit().await?;
         self.issue(user, session_id, refresh_token)
     }
@@ -259,7 +262,7 @@ impl Auth {
         &self,
         login: &str,
         password: Password,
-        client: IpAddr,
+        device: &Device,
     ) -> AppResult<Issued> {
         let login = login.trim();
         if login.is_empty() || login.len() > Email::MAX {
@@ -270,7 +273,7 @@ impl Auth {
         }
         reject_nul("login", login)?;
         let key = login.to_lowercase();
-        self.login.check(&key, client)?;
+        self.login.check(&key, device.ip)?;
 
         let column = if key.contains('@') {
             user::Column::Email.into_expr()
@@ -303,8 +306,34 @@ impl Auth {
             .one(&txn)
             .await?
             .ok_or(AppError::Unauthenticated(BAD_CREDENTIALS))?;
-        let (session_id, refresh_token) = self.start_session(&txn, user.id).await?;
+        let (session_id, refresh_token) = self.start_session(&txn, user.id, device).await?;
         txn.commit().await?;
         self.issue(user, session_id, refresh_token)
+    }
+
+    /// The viewer's account, once they show they know its password (`field`): a stolen
+    /// access token alone must not be enough for what only the owner may do. Each check
+    /// counts against the account's login rate limits.
+    async fn confirm_password(
+        &self,
+        viewer: &Viewer,
+        password: &Password,
+        field: &'static str,
+        client: IpAddr,
+    ) -> AppResult<user::Model> {
+        let account = user::Entity::find_by_id(viewer.user_id)
+            .filter(user::Column::DeletedAt.is_null())
+            .one(&self.db)
+            .await?
+            .ok_or(AppError::Unauthenticated("user no longer exists"))?;
+        self.login.check(&account.username.to_lowercase(), client)?;
+        if !self
+            .hasher
+            .verify(password, Some(&account.password_hash))
+            .await?
+        {
+            return Err(AppError::bad_input(field, "the password is wrong"));
+        }
+        Ok(account)
     }
 }

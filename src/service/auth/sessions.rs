@@ -20,7 +20,7 @@ use sea_orm::{
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::{Auth, Issued, Viewer};
+use super::{Auth, Device, Issued};
 use crate::{
     broker::Event,
     entity::{now, refresh_token, session, user},
@@ -101,6 +101,11 @@ impl Auth {
             .ok_or(AppError::Unauthenticated("user no longer exists"))?;
         let next = self.successor(token);
         let issued = if claimed {
+            session::Entity::update_many()
+                .col_expr(session::Column::LastUsedAt, Expr::value(now()))
+                .filter(session::Column::Id.eq(session.id))
+                .exec(&txn)
+                .await?;
             self.store_refresh_token(&txn, session.id, next).await?
         } else {
             // Used before: by this client a moment ago (its answer lost, or a second tab), or
@@ -144,12 +149,6 @@ impl Auth {
         }
     }
 
-    /// Ends every live session of the viewer; returns how many.
-    pub async fn logout_all(self: &Arc<Self>, viewer: &Viewer) -> AppResult<u64> {
-        let which = session::Column::UserId.eq(viewer.user_id);
-        self.revoke_sessions(which.into()).await
-    }
-
     async fn reuse_detected(self: &Arc<Self>, session_id: Uuid) -> AppError {
         tracing::warn!(%session_id, "refresh token reuse detected; revoking the session");
         metrics::counter!("auth_refresh_reuse_total").increment(1);
@@ -165,7 +164,7 @@ impl Auth {
     /// Marks the live sessions `which` selects revoked in the database, refuses their access
     /// tokens here from now on, and announces it, so every instance does the same and closes
     /// their sockets. Returns how many it ended.
-    async fn revoke_sessions(self: &Arc<Self>, which: Condition) -> AppResult<u64> {
+    pub(super) async fn revoke_sessions(self: &Arc<Self>, which: Condition) -> AppResult<u64> {
         let this = self.clone();
         detached(async move {
             let txn = begin_write(&this.writer).await?;
@@ -216,12 +215,16 @@ impl Auth {
         &self,
         conn: &impl ConnectionTrait,
         user_id: Uuid,
+        device: &Device,
     ) -> AppResult<(Uuid, StoredToken)> {
         let session = session::ActiveModel {
             id: Set(Uuid::now_v7()),
             user_id: Set(user_id),
             created_at: Set(now()),
             revoked_at: Set(None),
+            last_used_at: Set(None),
+            user_agent: Set(device.user_agent.clone()),
+            client_ip: Set(Some(device.ip.to_string())),
         }
         .insert(conn)
         .await?;

@@ -64,7 +64,7 @@ pub struct Account {
 }
 
 impl Account {
-    fn from_payload(payload: &Value, email: &str) -> Self {
+    pub fn from_payload(payload: &Value, email: &str) -> Self {
         Self {
             id: payload["user"]["id"].as_str().expect("user id").to_owned(),
             username: payload["user"]["username"]
