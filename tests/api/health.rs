@@ -20,8 +20,10 @@ db_tests! {
         // A socket that subscribes, gets a delivery, and is closed with a code.
         let ola = app.register("ola").await;
         let room = app.create_room(&ola, "metered", false).await;
+        // From a cursor: the send is replayed if it beats the subscription's start.
+        let before = app.send_message(&ola, &room, "before").await;
         let mut ws = app.ws_ready(&ola.access_token).await;
-        ws.message_added("s", &room, None).await;
+        ws.message_added("s", &room, before["cursor"].as_str()).await;
         ws.sync().await;
         app.send_message(&ola, &room, "counted").await;
         ws.next("s").await;

@@ -134,10 +134,13 @@ db_tests! {
         let app = spawn_app(&db).await;
         let di = app.register("dia").await;
         let room = app.create_room(&di, "r", false).await;
+        // From a cursor: the send is replayed if it beats the subscription's start.
+        let before = app.send_message(&di, &room, "before").await;
+        let after = before["cursor"].as_str();
         let mut ws = app.ws_ready(&di.access_token).await;
-        ws.message_added("a", &room, None).await;
+        ws.message_added("a", &room, after).await;
         ws.send(json!({ "type": "complete", "id": "a" })).await;
-        ws.message_added("a", &room, None).await;
+        ws.message_added("a", &room, after).await;
         ws.sync().await;
         app.send_message(&di, &room, "once").await;
         let payload = ws.next("a").await;

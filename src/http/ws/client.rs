@@ -386,6 +386,9 @@ impl Client {
                 .await
             }
             None => {
+                // Gone before `complete` goes out: the client may reuse the id as soon as it
+                // reads it, before the map would drop the ended stream by itself.
+                self.subscriptions.remove(&id);
                 metrics::gauge!("ws_subscriptions").decrement(1.0);
                 self.send(ServerMessage::Complete { id: &id }).await
             }
