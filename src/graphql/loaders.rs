@@ -26,7 +26,7 @@ pub struct Loaders {
     pub sharing: DataLoader<Sharing>,
     pub memberships: DataLoader<Memberships>,
     pub unread: DataLoader<Unread>,
-    pub mention_counts: DataLoader<MentionCounts>,
+    pub mention_counts: DataLoader<Unread>,
     pub member_counts: DataLoader<MemberCounts>,
     pub online_counts: DataLoader<OnlineCounts>,
 }
@@ -41,8 +41,20 @@ impl Loaders {
             presence: DataLoader::new(Presences(chat.clone()), tokio::spawn),
             sharing: DataLoader::new(Sharing(chat.clone()), tokio::spawn),
             memberships: DataLoader::new(Memberships(chat.clone()), tokio::spawn),
-            unread: DataLoader::new(Unread(chat.clone()), tokio::spawn),
-            mention_counts: DataLoader::new(MentionCounts(chat.clone()), tokio::spawn),
+            unread: DataLoader::new(
+                Unread {
+                    chat: chat.clone(),
+                    mentions: false,
+                },
+                tokio::spawn,
+            ),
+            mention_counts: DataLoader::new(
+                Unread {
+                    chat: chat.clone(),
+                    mentions: true,
+                },
+                tokio::spawn,
+            ),
             member_counts: DataLoader::new(MemberCounts(chat.clone()), tokio::spawn),
             online_counts: DataLoader::new(OnlineCounts(chat), tokio::spawn),
         }
@@ -172,8 +184,12 @@ impl Loader<(Uuid, Uuid)> for Memberships {
     }
 }
 
-/// A member's unread messages in a room, by (room id, user id, their marker).
-pub struct Unread(Arc<Chat>);
+/// A member's unread messages in a room, or unread mentions of them, by (room id, user id,
+/// their marker).
+pub struct Unread {
+    chat: Arc<Chat>,
+    mentions: bool,
+}
 
 impl Loader<(Uuid, Uuid, i64)> for Unread {
     type Value = u64;
@@ -186,30 +202,11 @@ impl Loader<(Uuid, Uuid, i64)> for Unread {
         let mut found = HashMap::new();
         for (user, keys) in by_user(keys, |k| k.1) {
             let markers: Vec<(Uuid, i64)> = keys.iter().map(|k| (k.0, k.2)).collect();
-            let counts = self.0.unread_counts(user, &markers).await?;
-            for (room, after) in markers {
-                found.insert((room, user, after), counts.get(&room).copied().unwrap_or(0));
-            }
-        }
-        Ok(found)
-    }
-}
-
-/// A member's unread mentions in a room, by (room id, user id, their marker).
-pub struct MentionCounts(Arc<Chat>);
-
-impl Loader<(Uuid, Uuid, i64)> for MentionCounts {
-    type Value = u64;
-    type Error = AppError;
-
-    async fn load(
-        &self,
-        keys: &[(Uuid, Uuid, i64)],
-    ) -> Result<HashMap<(Uuid, Uuid, i64), Self::Value>, Self::Error> {
-        let mut found = HashMap::new();
-        for (user, keys) in by_user(keys, |k| k.1) {
-            let markers: Vec<(Uuid, i64)> = keys.iter().map(|k| (k.0, k.2)).collect();
-            let counts = self.0.mention_counts(user, &markers).await?;
+            let counts = if self.mentions {
+                self.chat.mention_counts(user, &markers).await?
+            } else {
+                self.chat.unread_counts(user, &markers).await?
+            };
             for (room, after) in markers {
                 found.insert((room, user, after), counts.get(&room).copied().unwrap_or(0));
             }
