@@ -289,7 +289,13 @@ impl Client {
         let results = if selected_operation(&mut request)
             .is_some_and(|op| op.ty == OperationType::Subscription)
         {
-            self.http.schema.execute_stream(request).left_stream()
+            // Polled once here, before the next frame is read: a subscription's resolver
+            // joins the hub before its first await (`Chat::subscribe`, `Chat::my_events`),
+            // so a client that sees the answer to anything it sends after `subscribe` (a
+            // `pong`, say) knows that whatever commits from then on reaches it.
+            let mut results = self.http.schema.execute_stream(request).peekable();
+            let _ = futures_util::poll!(Pin::new(&mut results).peek());
+            results.boxed().left_stream()
         } else {
             // A query or mutation takes one of the socket's turns while it runs.
             let (schema, subscriber) = (self.http.schema.clone(), self.subscriber.clone());

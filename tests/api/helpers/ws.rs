@@ -286,7 +286,7 @@ impl Ws {
     }
 
     /// A round trip: once the pong is back, every message sent before the ping has been
-    /// handled (a subscription is then registered, though not necessarily established yet).
+    /// handled, and a subscription sent before it is live.
     pub async fn sync(&mut self) {
         self.send(json!({ "type": "ping" })).await;
         let pong = self.recv().await;
