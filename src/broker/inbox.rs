@@ -7,10 +7,6 @@
 //! database when the inbox opens (and again after a resync) and then from the membership
 //! events heard: whichever is newer by event seq wins, so an event that commits while the
 //! database is read is neither lost nor undone by the read, whatever order the two arrive in.
-//!
-//! Until the first read says which rooms are the user's, an inbox keeps what it hears of
-//! every room (`Entry::early`) and then delivers what was of its rooms: a subscription hears
-//! everything that commits after it opened, not only after its read finished.
 use std::{
     collections::{HashMap, HashSet},
     sync::Arc,
@@ -54,8 +50,6 @@ pub(super) struct Inboxes {
     by_user: HashMap<Uuid, Vec<u64>>,
     /// The inboxes of each room's members.
     by_room: HashMap<Uuid, HashSet<u64>>,
-    /// The inboxes that have not had their first read yet.
-    opening: HashSet<u64>,
 }
 
 struct Entry {
@@ -64,9 +58,6 @@ struct Entry {
     /// never hold more than a few events.)
     sender: Option<mpsc::Sender<Mine>>,
     rooms: HashMap<Uuid, Standing>,
-    /// Until the first read: what was heard of rooms the inbox did not know yet, for the
-    /// read to sort out.
-    early: Option<Vec<RoomEvent>>,
 }
 
 impl Entry {
@@ -102,10 +93,8 @@ impl Hub {
                 user_id,
                 sender: Some(sender),
                 rooms: HashMap::new(),
-                early: Some(Vec::new()),
             },
         );
-        inboxes.opening.insert(id);
         inboxes.by_user.entry(user_id).or_default().push(id);
         drop(inboxes);
         Inbox {
@@ -132,32 +121,20 @@ impl Inbox {
     /// newest event seq at the time.
     pub fn read(&self, rooms: impl IntoIterator<Item = (Uuid, i64)>) {
         let mut inboxes = self.hub.inboxes();
-        inboxes.opening.remove(&self.id);
         let Some(entry) = inboxes.inboxes.get_mut(&self.id) else {
             return;
         };
         let mut read = HashMap::new();
-        // The rooms the read (not something heard) puts the user in.
-        let mut found = HashSet::new();
         for (room_id, seq) in rooms {
             let standing = match entry.rooms.get(&room_id) {
                 Some(heard) if heard.fresh && heard.seq > seq => *heard,
-                _ => {
-                    found.insert(room_id);
-                    Standing {
-                        member: true,
-                        seq,
-                        fresh: true,
-                    }
-                }
+                _ => Standing {
+                    member: true,
+                    seq,
+                    fresh: true,
+                },
             };
             read.insert(room_id, standing);
-        }
-        // Of a room whose membership was heard, what came after it came here directly.
-        for event in entry.early.take().unwrap_or_default() {
-            if found.contains(&event.room_id()) {
-                entry.send(Mine::Event(event));
-            }
         }
         // Heard during the read and not in it: newer than the read.
         for (room_id, heard) in &entry.rooms {
@@ -188,7 +165,6 @@ impl Inbox {
 impl Drop for Inbox {
     fn drop(&mut self) {
         let mut inboxes = self.hub.inboxes();
-        inboxes.opening.remove(&self.id);
         let Some(entry) = inboxes.inboxes.remove(&self.id) else {
             return;
         };
@@ -201,18 +177,6 @@ impl Drop for Inbox {
         for room_id in entry.rooms.keys() {
             inboxes.unindex(*room_id, self.id);
         }
-    }
-}
-
-/// Whether a room's event is news to an inbox of `user_id` in that room.
-fn wanted(event: &RoomEvent, user_id: Uuid) -> bool {
-    match event {
-        RoomEvent::Message(_) => true,
-        RoomEvent::Change(change) => {
-            change.kind == EventKind::RoomUpdated || change.user_id == user_id
-        }
-        // A list of rooms does not show them.
-        RoomEvent::MessageChange(..) => false,
     }
 }
 
@@ -235,33 +199,23 @@ impl Inboxes {
             }
             return;
         }
-        let members = self.by_room.get(&room_id);
-        for id in members.into_iter().flatten() {
+        let Some(ids) = self.by_room.get(&room_id) else {
+            return;
+        };
+        for id in ids {
             let Some(entry) = self.inboxes.get_mut(id) else {
                 continue;
             };
-            if wanted(event, entry.user_id) {
+            let wanted = match event {
+                RoomEvent::Message(_) => true,
+                RoomEvent::Change(change) => {
+                    change.kind == EventKind::RoomUpdated || change.user_id == entry.user_id
+                }
+                // A list of rooms does not show them.
+                RoomEvent::MessageChange(..) => false,
+            };
+            if wanted {
                 entry.send(Mine::Event(event.clone()));
-            }
-        }
-        for id in &self.opening {
-            if members.is_some_and(|ids| ids.contains(id)) {
-                continue;
-            }
-            let Some(entry) = self.inboxes.get_mut(id) else {
-                continue;
-            };
-            let (Some(early), Some(sender)) = (&mut entry.early, &entry.sender) else {
-                continue;
-            };
-            if !wanted(event, entry.user_id) {
-                continue;
-            }
-            if early.len() < sender.max_capacity() {
-                early.push(event.clone());
-            } else {
-                // Like a full channel: it fell behind.
-                entry.sender = None;
             }
         }
     }
@@ -427,35 +381,6 @@ mod tests {
         hub.dispatch(membership(kept, user, 1_001, true));
         let _ = tokio::time::timeout(Duration::from_millis(20), inbox.recv()).await;
         assert_eq!(hears(&hub, &mut inbox, &[kept]).await, Vec::<Uuid>::new());
-    }
-
-    #[tokio::test]
-    async fn what_is_heard_before_the_first_read_is_kept_for_the_users_rooms() {
-        let hub = hub(16);
-        let user = Uuid::now_v7();
-        let [mine, other] = [(); 2].map(|_| Uuid::now_v7());
-        let mut inbox = hub.inbox(user);
-        inbox.reading();
-        // Committed after the inbox opened, before the read finished.
-        hub.dispatch(renamed(mine, 6));
-        hub.dispatch(renamed(other, 3));
-        hub.dispatch(renamed(mine, 7));
-        inbox.read([(mine, 7)]);
-        let mut seqs = Vec::new();
-        while let Ok(Ok(Mine::Event(event))) =
-            tokio::time::timeout(Duration::from_millis(20), inbox.recv()).await
-        {
-            assert_eq!(event.room_id(), mine);
-            seqs.push(event.seq());
-        }
-        assert_eq!(seqs, [6, 7]);
-        assert!(hub.inboxes().opening.is_empty());
-
-        // A later read (after a resync) keeps nothing: the inbox knows its rooms.
-        inbox.reading();
-        hub.dispatch(renamed(other, 4));
-        inbox.read([(mine, 7)]);
-        assert_eq!(hears(&hub, &mut inbox, &[]).await, Vec::<Uuid>::new());
     }
 
     #[tokio::test]

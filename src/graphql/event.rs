@@ -483,6 +483,7 @@ impl EventSubscription {
             subscriber(ctx)?,
         ))
         .await?;
+        established(ctx);
         let presence = presence.unwrap_or(false);
         let wanted = move |item: &AppResult<FeedItem>| {
             future::ready(presence || !matches!(item, Ok(FeedItem::Presence(..))))
@@ -500,7 +501,22 @@ impl EventSubscription {
         ctx: &Context<'_>,
     ) -> Result<impl Stream<Item = AppResult<MyEvent>> + use<>, AppError> {
         let events = Box::pin(state(ctx)?.chat.my_events(viewer(ctx)?, subscriber(ctx)?)).await?;
+        established(ctx);
         Ok(events.filter_map(|item| future::ready(item.map(MyEvent::from).transpose())))
+    }
+}
+
+/// Cancelled by a subscription once it is established: it hears whatever commits from then
+/// on. The socket waits for it before reading its next message, so a client that has an
+/// answer to anything it sent after `subscribe` (a `pong`, say) knows the subscription is
+/// live. Before that, "from now" would be whenever the subscription's first read finished.
+#[derive(Clone, Default)]
+pub struct Established(pub tokio_util::sync::CancellationToken);
+
+/// Says the subscription is established, to the transport that asked (`Established`).
+pub(super) fn established(ctx: &Context<'_>) {
+    if let Some(Established(token)) = ctx.data_opt::<Established>() {
+        token.cancel();
     }
 }
 

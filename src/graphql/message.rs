@@ -9,7 +9,7 @@ use futures_util::{Stream, StreamExt};
 use uuid::Uuid;
 
 use super::{
-    event::{messages_only, subscriber},
+    event::{established, messages_only, subscriber},
     guard::{SignedIn, caller_ip, viewer},
     loaders,
     member::user as member_user,
@@ -510,6 +510,7 @@ impl MessageSubscription {
             subscriber(ctx)?,
         ))
         .await?;
+        established(ctx);
         let feed = messages_only(feed);
         Ok(feed.map(|item| item.map(Message::new)))
     }

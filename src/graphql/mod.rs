@@ -1,6 +1,7 @@
 //! The GraphQL schema: one module per domain, each with its own roots, merged in `schema`;
 //! and the `pipeline` every request passes through around them.
 mod auth;
+mod email;
 mod event;
 pub mod guard;
 mod loaders;
@@ -13,6 +14,7 @@ pub mod schema;
 mod session;
 mod user;
 
+pub use event::Established;
 pub use schema::{AppSchema, build, sdl};
 
 use async_graphql::{Context, ID};

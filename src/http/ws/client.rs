@@ -31,7 +31,7 @@ use super::{
 };
 use crate::{
     error::AppError,
-    graphql::{guard::Caller, pipeline::selected_operation},
+    graphql::{Established, guard::Caller, pipeline::selected_operation},
     http::{
         HttpState,
         wire::{RequestParams, is_request_error},
@@ -50,6 +50,9 @@ type Results = BoxStream<'static, Option<Response>>;
 /// messages in memory (`service::chat::feed`) and every turn may hold a pool connection, so
 /// this bounds what one socket can make the server hold, and read, at a time.
 const TURNS_PER_SOCKET: usize = 4;
+
+/// The longest a socket waits for a new subscription to be established before it reads on.
+const ESTABLISHING: Duration = Duration::from_secs(5);
 
 pub struct Client {
     socket: WebSocket,
@@ -289,12 +292,19 @@ impl Client {
         let results = if selected_operation(&mut request)
             .is_some_and(|op| op.ty == OperationType::Subscription)
         {
-            // Polled once here, before the next frame is read: a subscription's resolver
-            // joins the hub before its first await (`Chat::subscribe`, `Chat::my_events`),
-            // so a client that sees the answer to anything it sends after `subscribe` (a
-            // `pong`, say) knows that whatever commits from then on reaches it.
+            // Driven here until it is established (or fails), before the next frame is
+            // read: see `Established`. Bounded, so that a database that hangs does not
+            // keep the socket from its closing events.
+            let established = Established::default();
+            let request = request.data(established.clone());
             let mut results = self.http.schema.execute_stream(request).peekable();
-            let _ = futures_util::poll!(Pin::new(&mut results).peek());
+            let _ = tokio::time::timeout(ESTABLISHING, async {
+                tokio::select! {
+                    () = established.0.cancelled() => {}
+                    _ = Pin::new(&mut results).peek() => {}
+                }
+            })
+            .await;
             results.boxed().left_stream()
         } else {
             // A query or mutation takes one of the socket's turns while it runs.

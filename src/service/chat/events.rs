@@ -76,7 +76,6 @@ impl Chat {
             viewer_id: viewer.user_id,
             next_seq,
             last_seq: room.last_event_seq,
-            from_now: after.is_none(),
             live,
             resyncs: self.hub.resyncs(),
             subscriber,

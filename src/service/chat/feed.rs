@@ -60,10 +60,6 @@ pub struct Feed {
     /// The room's newest event seq when the subscription started: anything up to it is
     /// replayed from the database, anything after comes live.
     pub last_seq: i64,
-    /// Subscribed without a cursor. The channel opened before the room was read, so an event
-    /// that committed in between is both in the channel and counted in `last_seq`: it came
-    /// after the subscription, and the first event heard live lowers `next_seq` to itself.
-    pub from_now: bool,
     pub live: RoomSubscription,
     pub resyncs: watch::Receiver<u64>,
     pub subscriber: Subscriber,
@@ -154,7 +150,6 @@ impl State {
                 let event = tokio::select! {
                     event = self.feed.live.recv() => event,
                     changed = self.feed.resyncs.changed() => {
-                        self.feed.from_now = false;
                         self.mode = match changed {
                             Ok(()) => Mode::CatchUp { until: None },
                             Err(_) => Mode::Ended,
@@ -207,9 +202,6 @@ impl State {
         match news {
             Ok(RoomNews::Event(event)) => {
                 let seq = event.seq();
-                if std::mem::take(&mut self.feed.from_now) {
-                    self.feed.next_seq = self.feed.next_seq.min(seq);
-                }
                 if seq == self.feed.next_seq {
                     self.deliver(event);
                 } else if seq > self.feed.next_seq {
