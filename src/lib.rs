@@ -12,6 +12,7 @@ pub mod entity; // SeaORM models
 pub mod error; // AppError and its mapping to extensions.code
 pub mod graphql; // schema roots per domain, guards, paging; pipeline/ around them
 pub mod http; // axum routes and middleware
+pub mod mail; // outgoing mail: SMTP, or .eml files in development
 pub mod os; // file-descriptor limit, returning freed memory to the OS
 pub mod service; // business rules over the database
 pub mod startup; // Application: build, bind, serve

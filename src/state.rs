@@ -10,8 +10,9 @@ use crate::{
     broker::{Broker, Hub, Listening, MemoryBroker, PgBroker, Revocations},
     config::Config,
     db::Pools,
+    mail::Mailer,
     service::{
-        auth::{Auth, revocation_horizon, signing_keys},
+        auth::{Auth, AuthDeps, revocation_horizon, signing_keys},
         chat::Chat,
         user::Users,
     },
@@ -60,13 +61,18 @@ impl AppState {
             )),
             _ => Arc::new(MemoryBroker::new(hub.clone())),
         };
+        let mailer = Mailer::start(&config.mail, shutdown.clone())?;
         let auth = Arc::new(Auth::new(
             pools.clone(),
-            keys,
+            AuthDeps {
+                tokens: keys,
+                revocations,
+                broker: broker.clone(),
+                users: users.clone(),
+                mailer,
+            },
             &config.auth,
             &config.limits,
-            revocations,
-            broker.clone(),
         )?);
         let chat = Arc::new(Chat::new(
             pools,

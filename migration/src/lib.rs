@@ -11,6 +11,7 @@ mod m20261207_000007_conversation;
 mod m20261208_000008_presence;
 mod m20261209_000009_search;
 mod m20261210_000010_session_devices;
+mod m20261211_000011_email_tokens;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261208_000008_presence::Migration),
             Box::new(m20261209_000009_search::Migration),
             Box::new(m20261210_000010_session_devices::Migration),
+            Box::new(m20261211_000011_email_tokens::Migration),
         ]
     }
 }

@@ -33,6 +33,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub ws: WsConfig,
     pub chat: ChatConfig,
+    pub mail: MailConfig,
     pub graphql: GraphqlConfig,
     pub limits: RateLimits,
     pub log_format: LogFormat,
@@ -82,6 +83,11 @@ pub struct RateLimits {
     pub search_per_user: u32,
     /// `searchMessages` calls (each page) per user.
     pub message_search_per_user: u32,
+    /// `requestPasswordReset` calls per address asked about, and per client address.
+    pub password_reset_per_email: u32,
+    pub password_reset_per_ip: u32,
+    /// Verification mails (`register` aside) per user.
+    pub verification_per_user: u32,
 }
 
 impl RateLimits {
@@ -100,6 +106,9 @@ impl RateLimits {
             write_per_ip: 0,
             search_per_user: 0,
             message_search_per_user: 0,
+            password_reset_per_email: 0,
+            password_reset_per_ip: 0,
+            verification_per_user: 0,
         }
     }
 }
@@ -133,6 +142,22 @@ pub struct ChatConfig {
     /// Rooms with more members than this answer `readBy` with null: receipts cost a row per
     /// member, and in a large room nobody reads the list.
     pub receipts_max_members: u64,
+    /// Users who have not verified their email address cannot send messages.
+    pub require_verified_email: bool,
+}
+
+/// Outgoing mail (see `mail`).
+#[derive(Debug, Clone)]
+pub struct MailConfig {
+    /// `smtp://`, `smtps://` (TLS) or `smtp://…?tls=required` (STARTTLS), with credentials
+    /// in the URL; `None` writes mails to `outbox_dir` instead. Kept out of `Debug` output.
+    pub smtp_url: Option<SecretString>,
+    /// The sender, as `Name <address>` or a bare address.
+    pub from: String,
+    pub outbox_dir: PathBuf,
+    /// Where the app that opens mailed links lives: links are `{app_url}/verify-email?token=…`
+    /// and `{app_url}/reset-password?token=…`. Without it, mails carry the bare token.
+    pub app_url: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -161,6 +186,10 @@ pub struct AuthConfig {
     pub purge_interval: Duration,
     /// Concurrent Argon2 computations; each takes a core for ~20 ms and 19 MiB.
     pub hash_concurrency: usize,
+    /// How long a mailed verification link works.
+    pub verification_ttl: Duration,
+    /// How long a mailed password-reset link works.
+    pub password_reset_ttl: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -222,6 +251,8 @@ impl Default for Config {
                 refresh_reuse_interval: Duration::from_secs(10),
                 purge_interval: Duration::from_secs(3600),
                 hash_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
+                verification_ttl: Duration::from_secs(24 * 3600),
+                password_reset_ttl: Duration::from_secs(3600),
             },
             http: HttpConfig {
                 cors_origins: None,
@@ -241,6 +272,13 @@ impl Default for Config {
                 typing_timeout: Duration::from_secs(6),
                 presence_ttl: Duration::from_secs(30),
                 receipts_max_members: 100,
+                require_verified_email: false,
+            },
+            mail: MailConfig {
+                smtp_url: None,
+                from: "chat-server <no-reply@localhost>".into(),
+                outbox_dir: PathBuf::from("mail"),
+                app_url: None,
             },
             graphql: GraphqlConfig {
                 max_nesting: 64,
@@ -265,6 +303,9 @@ impl Default for Config {
                 write_per_ip: 1200,
                 search_per_user: 60,
                 message_search_per_user: 30,
+                password_reset_per_email: 3,
+                password_reset_per_ip: 20,
+                verification_per_user: 3,
             },
             log_format: LogFormat::Pretty,
             shutdown_grace: Duration::from_secs(10),

@@ -111,6 +111,33 @@ pub(super) const VARIABLES: &[Variable] = &[
         .checked(|c| positive(&c.auth.purge_interval)),
     var("PASSWORD_HASH_CONCURRENCY", |c, v| set(&mut c.auth.hash_concurrency, v))
         .checked(|c| positive(&c.auth.hash_concurrency)),
+    var("EMAIL_VERIFICATION_TTL_SECONDS", |c, v| seconds(&mut c.auth.verification_ttl, v))
+        .checked(|c| positive(&c.auth.verification_ttl)),
+    var("PASSWORD_RESET_TTL_SECONDS", |c, v| seconds(&mut c.auth.password_reset_ttl, v))
+        .checked(|c| positive(&c.auth.password_reset_ttl)),
+    var("SMTP_URL", |c, v| set_with(&mut c.mail.smtp_url, v, |v| Ok(Some(v.into()))))
+        .checked(|c| match &c.mail.smtp_url {
+            Some(url) => lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(
+                url.expose_secret(),
+            )
+            .map(drop)
+            // Not the URL itself: it may hold a password.
+            .map_err(|_| "expected smtp://[user:password@]host[:port][?tls=required] or smtps://…".into()),
+            None => Ok(()),
+        }),
+    var("MAIL_FROM", |c, v| set_with(&mut c.mail.from, v, |v| Ok(v.into())))
+        .checked(|c| match c.mail.from.parse::<lettre::message::Mailbox>() {
+            Ok(_) => Ok(()),
+            Err(err) => Err(format!("expected `Name <address>` or an address: {err}")),
+        }),
+    var("MAIL_OUTBOX_DIR", |c, v| set_with(&mut c.mail.outbox_dir, v, |v| Ok(v.into()))),
+    var("APP_URL", |c, v| set_with(&mut c.mail.app_url, v, |v| Ok(Some(v.trim().into()))))
+        .checked(|c| match &c.mail.app_url {
+            Some(url) if !url.starts_with("https://") && !url.starts_with("http://") => {
+                Err("expected an http:// or https:// URL".into())
+            }
+            _ => Ok(()),
+        }),
     // Rate limits: 0 disables one.
     var("LOGIN_RATE_PER_ACCOUNT_IP", |c, v| set(&mut c.limits.login_per_account_ip, v)),
     var("LOGIN_RATE_PER_ACCOUNT", |c, v| set(&mut c.limits.login_per_account, v)),
@@ -124,6 +151,9 @@ pub(super) const VARIABLES: &[Variable] = &[
     var("WRITE_RATE_PER_IP", |c, v| set(&mut c.limits.write_per_ip, v)),
     var("SEARCH_RATE_PER_USER", |c, v| set(&mut c.limits.search_per_user, v)),
     var("MESSAGE_SEARCH_RATE_PER_USER", |c, v| set(&mut c.limits.message_search_per_user, v)),
+    var("PASSWORD_RESET_RATE_PER_EMAIL", |c, v| set(&mut c.limits.password_reset_per_email, v)),
+    var("PASSWORD_RESET_RATE_PER_IP", |c, v| set(&mut c.limits.password_reset_per_ip, v)),
+    var("VERIFICATION_MAIL_RATE_PER_USER", |c, v| set(&mut c.limits.verification_per_user, v)),
     // A list, or `*` for any origin (as when unset).
     var("CORS_ALLOWED_ORIGINS", |c, v| {
         set_with(&mut c.http.cors_origins, v, |v| {
@@ -153,6 +183,7 @@ pub(super) const VARIABLES: &[Variable] = &[
     var("READ_RECEIPTS_MAX_MEMBERS", |c, v| {
         set(&mut c.chat.receipts_max_members, v)
     }),
+    var("REQUIRE_VERIFIED_EMAIL", |c, v| set(&mut c.chat.require_verified_email, v)),
     var("GRAPHQL_MAX_NESTING", |c, v| set(&mut c.graphql.max_nesting, v))
         .checked(|c| {
             positive(&c.graphql.max_nesting)?;
@@ -343,8 +374,20 @@ mod tests {
             "JWT_ISSUER",
             "JWT_PRIVATE_KEY_FILE",
             "JWT_PUBLIC_KEY_FILE",
+            "MAIL_OUTBOX_DIR",
         ];
         assert_eq!(accepted, BTreeSet::from(free));
+    }
+
+    #[test]
+    fn a_bad_smtp_url_is_refused_without_repeating_it() {
+        let err = from(&[("SMTP_URL", "ftp://mailer:hunter2@mail.example")]).unwrap_err();
+        let err = err.to_string();
+        assert!(err.starts_with("SMTP_URL: "), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+        assert!(from(&[("SMTP_URL", "smtps://mailer:hunter2@mail.example:465")]).is_ok());
+        assert!(from(&[("MAIL_FROM", "Chat <chat@example.com>")]).is_ok());
+        assert!(from(&[("MAIL_FROM", "not an address")]).is_err());
     }
 
     #[test]
@@ -360,12 +403,14 @@ mod tests {
             "ACCESS_TOKEN_TTL_SECONDS",
             "DATABASE_LISTEN_HEARTBEAT_SECONDS",
             "DATABASE_MAX_CONNECTIONS",
+            "EMAIL_VERIFICATION_TTL_SECONDS",
             "GRAPHQL_MAX_BATCH",
             "GRAPHQL_MAX_COMPLEXITY",
             "GRAPHQL_MAX_DEPTH",
             "GRAPHQL_MAX_NESTING",
             "GRAPHQL_MAX_TOKENS",
             "PASSWORD_HASH_CONCURRENCY",
+            "PASSWORD_RESET_TTL_SECONDS",
             "PRESENCE_TTL_SECONDS",
             "REFRESH_TOKEN_TTL_SECONDS",
             "SESSION_PURGE_INTERVAL_SECONDS",

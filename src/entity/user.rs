@@ -12,6 +12,8 @@ pub struct Model {
     pub password_hash: String,
     pub role: Role,
     pub created_at: DateTimeUtc,
+    /// When the user proved they read mail at `email` (`verifyEmail`).
+    pub email_verified_at: Option<DateTimeUtc>,
     /// Set when the account was deleted: the row stays, scrubbed, for its messages' sake.
     pub deleted_at: Option<DateTimeUtc>,
     #[sea_orm(has_many)]

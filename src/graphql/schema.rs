@@ -3,6 +3,7 @@ use async_graphql::{MergedObject, MergedSubscription, Schema, SchemaBuilder};
 
 use super::{
     auth::AuthMutation,
+    email::EmailMutation,
     event::EventSubscription,
     loaders::Loaders,
     member::MemberMutation,
@@ -20,6 +21,7 @@ pub struct Query(UserQuery, SessionQuery, RoomQuery, MessageQuery);
 #[derive(MergedObject, Default)]
 pub struct Mutation(
     AuthMutation,
+    EmailMutation,
     SessionMutation,
     RoomMutation,
     MemberMutation,

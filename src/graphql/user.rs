@@ -45,6 +45,13 @@ impl User {
             own: true,
         }
     }
+
+    /// Whether the viewer may see this user's address: they are the user, or an admin.
+    fn private_visible(&self, ctx: &Context<'_>) -> bool {
+        self.own
+            || viewer_opt(ctx)
+                .is_some_and(|v| v.user_id == self.row.id || v.role == StoredRole::Admin)
+    }
 }
 
 #[Object]
@@ -59,10 +66,14 @@ impl User {
 
     /// Visible to the user themself and to admins; null for everyone else.
     async fn email(&self, ctx: &Context<'_>) -> Option<&str> {
-        let visible = self.own
-            || viewer_opt(ctx)
-                .is_some_and(|v| v.user_id == self.row.id || v.role == StoredRole::Admin);
-        visible.then_some(self.row.email.as_str())
+        self.private_visible(ctx).then_some(self.row.email.as_str())
+    }
+
+    /// Whether the user proved they read mail at `email` (`verifyEmail`); null where `email`
+    /// is.
+    async fn email_verified(&self, ctx: &Context<'_>) -> Option<bool> {
+        self.private_visible(ctx)
+            .then_some(self.row.email_verified_at.is_some())
     }
 
     async fn role(&self) -> Role {

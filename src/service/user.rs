@@ -22,8 +22,9 @@ use crate::{
 ///
 /// Messages name their author, and a message fanned out to a thousand subscribers must not
 /// cost a thousand reads (nor one per notification); `me`, the most frequent query of all,
-/// must not cost one per request either. Usernames and emails never change; a promotion
-/// shows here within the TTL (and in tokens from the next refresh).
+/// must not cost one per request either. Usernames never change; what does (a promotion, a
+/// verified address) shows here at once on the instance that changed it (`forget`), and on
+/// the others within the TTL.
 pub struct Users {
     db: DatabaseConnection,
     entries: std::sync::Mutex<HashMap<Uuid, (Arc<user::Model>, Instant)>>,
@@ -130,6 +131,18 @@ impl Users {
 
     pub async fn get(&self, id: Uuid) -> AppResult<Option<Arc<user::Model>>> {
         Ok(self.fetch(id).await?)
+    }
+
+    /// The user as the database has it now (and so the cache, from now on).
+    pub async fn fresh(&self, id: Uuid) -> AppResult<Option<Arc<user::Model>>> {
+        self.forget(id);
+        self.get(id).await
+    }
+
+    /// Drops a user whose row changed on this instance (other instances' copies age out
+    /// within `CACHE_TTL`).
+    pub fn forget(&self, id: Uuid) {
+        self.entries().remove(&id);
     }
 
     async fn fetch(&self, id: Uuid) -> Result<Option<Arc<user::Model>>, DbErr> {

@@ -14,6 +14,7 @@ mod faults;
 mod graphql_http;
 mod health;
 mod limits;
+mod mail;
 mod malformed;
 mod nesting;
 mod process;

@@ -237,6 +237,7 @@ mod tests {
                 password_hash: String::new(),
                 role: user::Role::User,
                 created_at: crate::entity::now(),
+                email_verified_at: None,
                 deleted_at: None,
             }),
         })))

@@ -4,13 +4,13 @@
 //! longer log in.
 use std::{net::IpAddr, sync::Arc};
 
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use super::{Auth, Viewer};
 use crate::{
     domain::{Password, Username},
-    entity::{now, session, user},
+    entity::{email_token, now, session, user},
     error::AppResult,
     service::{begin_write, chat::leave_all, detached},
 };
@@ -52,6 +52,11 @@ impl Auth {
         })
         .exec(&txn)
         .await?;
+        // A link mailed before must not reset or verify anything now.
+        email_token::Entity::delete_many()
+            .filter(email_token::Column::UserId.eq(user_id))
+            .exec(&txn)
+            .await?;
         // It leaves its rooms; those it owned go to their next members.
         let left = leave_all(&txn, user_id).await?;
         for event in &left {

@@ -1,6 +1,6 @@
 //! Purging what no longer counts: refresh tokens past their expiry, and sessions that can no
 //! longer have a live token (left with no unexpired refresh token, or revoked longer ago than
-//! an access token lives). Without it both tables grow by a row per login and per refresh,
+//! an access token lives); and mailed tokens past their expiry. Without it both tables grow by a row per login and per refresh,
 //! for good. Every instance purges on a schedule; the deletes are the same wherever they run.
 //!
 //! Deletes go a batch at a time, so a purge never holds many locks or a long transaction.
@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::Auth;
 use crate::{
-    entity::{now, refresh_token, session},
+    entity::{email_token, now, refresh_token, session},
     error::AppResult,
     service::begin_write,
 };
@@ -28,6 +28,7 @@ const BATCH: u64 = 1000;
 pub struct Purged {
     pub refresh_tokens: u64,
     pub sessions: u64,
+    pub mail_tokens: u64,
 }
 
 impl Auth {
@@ -74,6 +75,23 @@ impl Auth {
                 .await?
                 .rows_affected;
             purged.sessions += deleted;
+            if deleted < BATCH {
+                break;
+            }
+        }
+        loop {
+            let batch = Query::select()
+                .column(email_token::Column::TokenHash)
+                .from(email_token::Entity)
+                .and_where(email_token::Column::ExpiresAt.lte(now))
+                .limit(BATCH)
+                .to_owned();
+            let deleted = email_token::Entity::delete_many()
+                .filter(email_token::Column::TokenHash.in_subquery(batch))
+                .exec(&self.writer)
+                .await?
+                .rows_affected;
+            purged.mail_tokens += deleted;
             if deleted < BATCH {
                 break;
             }

@@ -8,6 +8,7 @@
 //! so that revokes the whole session.
 mod deletion;
 mod devices;
+mod email;
 mod housekeeping;
 mod password;
 mod sessions;
@@ -36,11 +37,13 @@ use crate::{
     config::{AuthConfig, RateLimits, SigningConfig},
     db::Pools,
     domain::{Email, Password, Username, reject_nul},
-    entity::{now, user, user::Role},
+    entity::{email_token::Purpose, now, user, user::Role},
     error::{AppError, AppResult, on_unique_violation},
+    mail::Mailer,
     service::{
         begin_write,
         rate_limit::{ClientNet, RateLimit},
+        user::Users,
     },
 };
 
@@ -117,6 +120,16 @@ pub struct Auth {
     register_per_ip: RateLimit<ClientNet>,
     refresh_per_ip: RateLimit<ClientNet>,
     refresh_per_user: RateLimit<Uuid>,
+    mailer: Arc<Mailer>,
+    /// Told when a user's row changes (`me` reads it from there).
+    users: Arc<Users>,
+    verification_ttl: chrono::TimeDelta,
+    reset_ttl: chrono::TimeDelta,
+    verification_per_user: RateLimit<Uuid>,
+    reset_per_email: RateLimit<String>,
+    reset_per_ip: RateLimit<ClientNet>,
+    /// Mailed tokens tried (`verifyEmail`, `resetPassword`) per client.
+    token_per_ip: RateLimit<ClientNet>,
 }
 
 /// How often a password may be tried. The tight limit is per account *and* address: a
@@ -161,16 +174,41 @@ pub fn signing_keys(config: &AuthConfig) -> anyhow::Result<TokenKeys> {
     Ok(keys)
 }
 
+/// What `Auth` works with besides the database and its settings.
+pub struct AuthDeps {
+    pub tokens: TokenKeys,
+    pub revocations: Arc<Revocations>,
+    pub broker: Arc<dyn Broker>,
+    pub users: Arc<Users>,
+    pub mailer: Arc<Mailer>,
+}
+
 impl Auth {
     pub fn new(
         pools: Pools,
-        tokens: TokenKeys,
+        deps: AuthDeps,
         config: &AuthConfig,
         limits: &RateLimits,
-        revocations: Arc<Revocations>,
-        broker: Arc<dyn Broker>,
     ) -> anyhow::Result<Self> {
+        let AuthDeps {
+            tokens,
+            revocations,
+            broker,
+            users,
+            mailer,
+        } = deps;
         Ok(Self {
+            mailer,
+            users,
+            verification_ttl: email::ttl(config.verification_ttl),
+            reset_ttl: email::ttl(config.password_reset_ttl),
+            verification_per_user: RateLimit::per_minute(
+                "verification_user",
+                limits.verification_per_user,
+            ),
+            reset_per_email: RateLimit::per_minute("reset_email", limits.password_reset_per_email),
+            reset_per_ip: RateLimit::per_minute("reset_ip", limits.password_reset_per_ip),
+            token_per_ip: RateLimit::per_minute("mail_token_ip", limits.password_reset_per_ip),
             broker,
             hasher: PasswordHasher::new(config.hash_concurrency)?,
             successor_key: tokens.derive_key("chat-server refresh token successor v1"),
@@ -238,6 +276,7 @@ impl Auth {
             password_hash: Set(password_hash),
             role: Set(Role::User),
             created_at: Set(now()),
+            email_verified_at: Set(None),
             deleted_at: Set(None),
         }
         .insert(&txn)
@@ -254,7 +293,11 @@ impl Auth {
             )
         })?;
         let (session_id, refresh_token) = self.start_session(&txn, user.id, device).await?;
+        let verification = self
+            .store_token(&txn, user.id, Purpose::Verify, &user.email)
+            .await?;
         txn.commit().await?;
+        self.mail_token(Purpose::Verify, &user.email, &verification);
         self.issue(user, session_id, refresh_token)
     }
 

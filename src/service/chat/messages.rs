@@ -92,6 +92,15 @@ impl Chat {
             .get(viewer.user_id)
             .await?
             .ok_or(AppError::Unauthenticated("user no longer exists"))?;
+        if self.require_verified_email && author.email_verified_at.is_none() {
+            // The cached row may predate a verification on another instance.
+            let verified = self.users.fresh(viewer.user_id).await?;
+            if verified.is_none_or(|user| user.email_verified_at.is_none()) {
+                return Err(AppError::Forbidden(
+                    "verify your email address before sending messages",
+                ));
+            }
+        }
         Action::Take.check(&room_access(&self.db, new.room_id, viewer.user_id).await?)?;
         if let Some(client_msg_id) = &new.client_msg_id
             && let Some(existing) = self.find_sent(viewer.user_id, client_msg_id).await?

@@ -103,6 +103,8 @@ pub struct Chat {
     typists: typing::Typists,
     instance: presence::Instance,
     receipts_max_members: u64,
+    /// Unverified users cannot send (`REQUIRE_VERIFIED_EMAIL`).
+    require_verified_email: bool,
 }
 
 impl Chat {
@@ -133,6 +135,7 @@ impl Chat {
                 local: Arc::default(),
             },
             receipts_max_members: config.receipts_max_members,
+            require_verified_email: config.require_verified_email,
         }
     }
 }

@@ -11,6 +11,7 @@ pub fn test_config(db: &TestDb) -> Config {
     };
     config.database.url = SecretString::from(db.url.clone());
     config.database.max_connections = 5;
+    config.mail.outbox_dir = db.outbox.path().to_owned();
     config.auth.signing = SigningConfig::Hs256(Some(SecretString::from(SECRET)));
     // The suite registers and sends a lot from one address; each rate-limit test turns on
     // the limit it tests.

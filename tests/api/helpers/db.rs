@@ -21,6 +21,8 @@ impl Backend {
 /// A database of one test's own; dropped with it.
 pub struct TestDb {
     pub url: String,
+    /// Where the test's servers write mail when they have no SMTP server (`MAIL_OUTBOX_DIR`).
+    pub outbox: tempfile::TempDir,
     cleanup: Cleanup,
 }
 
@@ -39,6 +41,7 @@ impl TestDb {
     pub fn elsewhere() -> Self {
         Self {
             url: String::new(),
+            outbox: tempfile::tempdir().expect("temp dir"),
             cleanup: Cleanup::None,
         }
     }
@@ -50,6 +53,7 @@ impl TestDb {
                 let url = format!("sqlite://{}?mode=rwc", dir.path().join("chat.db").display());
                 Arc::new(Self {
                     url,
+                    outbox: tempfile::tempdir().expect("temp dir"),
                     cleanup: Cleanup::Sqlite(dir),
                 })
             }
@@ -66,6 +70,7 @@ impl TestDb {
                 let url = with_database(admin_url, &name);
                 Arc::new(Self {
                     url,
+                    outbox: tempfile::tempdir().expect("temp dir"),
                     cleanup: Cleanup::Postgres {
                         admin_url: admin_url.clone(),
                         name,

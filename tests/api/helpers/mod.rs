@@ -5,12 +5,14 @@ mod app;
 mod chat;
 mod db;
 mod gql;
+mod mailbox;
 mod proxy;
 mod ws;
 
 pub use app::*;
 pub use db::*;
 pub use gql::*;
+pub use mailbox::*;
 pub use proxy::*;
 pub use ws::*;
 

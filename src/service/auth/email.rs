@@ -1,0 +1,288 @@
+//! What mail proves: that a user reads mail at their address (verification), and that
+//! whoever asks for a new password does (reset).
+//!
+//! Each mail carries a token of 256 random bits; the database keeps its SHA-256 only (a
+//! token that long needs no slow hash), so a copy of the database verifies nothing and
+//! resets nothing. A token works once, until it expires.
+//!
+//! `requestPasswordReset` answers the same, and as fast, whether or not the address has an
+//! account: the lookup and the mail happen after the answer.
+use std::{net::IpAddr, sync::Arc, time::Duration};
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+    QuerySelect, sea_query::Expr,
+};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::{Auth, Viewer};
+use crate::{
+    domain::{Email, Password},
+    entity::{
+        email_token::{self, Purpose},
+        now, session, user,
+    },
+    error::{AppError, AppResult},
+    mail::Mail,
+    service::{begin_write, detached},
+};
+
+/// Tokens we mail are 43 characters; a longer one is not ours and is not even hashed.
+const MAX_TOKEN: usize = 128;
+
+const BAD_TOKEN: &str = "the token is invalid, used or expired";
+
+fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+impl Auth {
+    /// Stores a new token for `user_id`, mailed to `email`; returns the token.
+    pub(super) async fn store_token(
+        &self,
+        conn: &impl ConnectionTrait,
+        user_id: Uuid,
+        purpose: Purpose,
+        email: &str,
+    ) -> AppResult<String> {
+        let token = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+        let ttl = match purpose {
+            Purpose::Verify => self.verification_ttl,
+            Purpose::Reset => self.reset_ttl,
+        };
+        let created_at = now();
+        email_token::ActiveModel {
+            token_hash: Set(hash_token(&token)),
+            user_id: Set(user_id),
+            purpose: Set(purpose),
+            email: Set(email.to_owned()),
+            created_at: Set(created_at),
+            expires_at: Set(created_at + ttl),
+        }
+        .insert(conn)
+        .await?;
+        Ok(token)
+    }
+
+    /// Queues the mail that carries `token`.
+    pub(super) fn mail_token(&self, purpose: Purpose, to: &str, token: &str) {
+        let hours = |ttl: chrono::TimeDelta| match ttl.num_hours() {
+            0 => format!("{} minutes", ttl.num_minutes()),
+            1 => "an hour".to_owned(),
+            n => format!("{n} hours"),
+        };
+        let (kind, subject, text) = match purpose {
+            Purpose::Verify => (
+                "verify",
+                "Confirm your email address",
+                format!(
+                    "To confirm that this is your address, open this link\n\
+                     (or give this code to the app):\n\n    {}\n\n\
+                     It works once, for {}.\n\
+                     If you did not sign up, ignore this mail.\n",
+                    self.mailer.link("verify-email", token),
+                    hours(self.verification_ttl),
+                ),
+            ),
+            Purpose::Reset => (
+                "reset",
+                "Reset your password",
+                format!(
+                    "To choose a new password, open this link\n\
+                     (or give this code to the app):\n\n    {}\n\n\
+                     It works once, for {}, and signs you out everywhere.\n\
+                     If you did not ask for it, ignore this mail:\n\
+                     your password stays as it is.\n",
+                    self.mailer.link("reset-password", token),
+                    hours(self.reset_ttl),
+                ),
+            ),
+        };
+        self.mailer.send(Mail {
+            kind,
+            to: to.to_owned(),
+            subject: subject.to_owned(),
+            text,
+        });
+    }
+
+    /// Mails the viewer a new verification link; false (and no mail) if their address is
+    /// verified already.
+    pub async fn resend_verification(&self, viewer: &Viewer) -> AppResult<bool> {
+        self.verification_per_user.check(&viewer.user_id)?;
+        let account = user::Entity::find_by_id(viewer.user_id)
+            .filter(user::Column::DeletedAt.is_null())
+            .one(&self.db)
+            .await?
+            .ok_or(AppError::Unauthenticated("user no longer exists"))?;
+        if account.email_verified_at.is_some() {
+            return Ok(false);
+        }
+        let token = self
+            .store_token(&self.writer, account.id, Purpose::Verify, &account.email)
+            .await?;
+        self.mail_token(Purpose::Verify, &account.email, &token);
+        Ok(true)
+    }
+
+    /// Marks the address the token was mailed to as verified, if it is still the user's.
+    pub async fn verify_email(
+        self: &Arc<Self>,
+        token: &str,
+        client: IpAddr,
+    ) -> AppResult<user::Model> {
+        self.token_per_ip.check(&client.into())?;
+        let this = self.clone();
+        let token = token.to_owned();
+        let user = detached(async move {
+            let txn = begin_write(&this.writer).await?;
+            let claimed = this.claim(&txn, &token, Purpose::Verify).await?;
+            let account = user::Entity::find_by_id(claimed.user_id)
+                .filter(user::Column::DeletedAt.is_null())
+                .lock_exclusive()
+                .one(&txn)
+                .await?
+                // The address changed since the mail went out: it proves nothing now.
+                .filter(|account| account.email == claimed.email)
+                .ok_or_else(|| AppError::bad_input("token", BAD_TOKEN))?;
+            let verified_at = account.email_verified_at.unwrap_or_else(now);
+            let mut account: user::ActiveModel = account.into();
+            account.email_verified_at = Set(Some(verified_at));
+            let account = account.update(&txn).await?;
+            // Other links to the same address have nothing left to prove.
+            email_token::Entity::delete_many()
+                .filter(email_token::Column::UserId.eq(account.id))
+                .filter(email_token::Column::Purpose.eq(Purpose::Verify))
+                .filter(email_token::Column::Email.eq(account.email.clone()))
+                .exec(&txn)
+                .await?;
+            txn.commit().await?;
+            Ok(account)
+        })
+        .await?;
+        self.users.forget(user.id);
+        Ok(user)
+    }
+
+    /// Mails a reset link if `email` belongs to an account. Answers the same either way,
+    /// before looking: only the rate limits (per address asked about and per client) show.
+    pub fn request_password_reset(self: &Arc<Self>, email: Email, client: IpAddr) -> AppResult<()> {
+        self.reset_per_ip.check(&client.into())?;
+        self.reset_per_email.check(&email.as_str().to_owned())?;
+        let this = self.clone();
+        tokio::spawn(async move {
+            if let Err(err) = this.mail_reset(email).await {
+                tracing::error!(error = %err, "password reset not mailed");
+            }
+        });
+        Ok(())
+    }
+
+    async fn mail_reset(&self, email: Email) -> AppResult<()> {
+        let found = user::Entity::find()
+            .filter(user::Column::Email.eq(email.as_str()))
+            .filter(user::Column::DeletedAt.is_null())
+            .one(&self.db)
+            .await?;
+        let Some(account) = found else {
+            return Ok(());
+        };
+        let token = self
+            .store_token(&self.writer, account.id, Purpose::Reset, &account.email)
+            .await?;
+        self.mail_token(Purpose::Reset, &account.email, &token);
+        Ok(())
+    }
+
+    /// Sets a new password with a mailed token, and ends every session of the account (their
+    /// sockets close with 4403 on every instance). Returns how many sessions ended.
+    pub async fn reset_password(
+        self: &Arc<Self>,
+        token: &str,
+        password: Password,
+        client: IpAddr,
+    ) -> AppResult<u64> {
+        self.token_per_ip.check(&client.into())?;
+        // Hashed before the token is claimed: a hash is slow, and a transaction should not
+        // wait for one. The token is checked first, without claiming it, so that a bad one
+        // costs no hash.
+        self.usable(token, Purpose::Reset).await?;
+        let password_hash = self.hasher.hash(&password).await?;
+        let (this, token) = (self.clone(), token.to_owned());
+        let (user_id, ended) = detached(async move {
+            let txn = begin_write(&this.writer).await?;
+            let claimed = this.claim(&txn, &token, Purpose::Reset).await?;
+            let account = user::Entity::find_by_id(claimed.user_id)
+                .filter(user::Column::DeletedAt.is_null())
+                .lock_exclusive()
+                .one(&txn)
+                .await?
+                .ok_or_else(|| AppError::bad_input("token", BAD_TOKEN))?;
+            let mut update = user::Entity::update_many()
+                .col_expr(user::Column::PasswordHash, Expr::value(password_hash))
+                .filter(user::Column::Id.eq(account.id));
+            // The reset proved the mailbox too.
+            if account.email_verified_at.is_none() && account.email == claimed.email {
+                update = update.col_expr(user::Column::EmailVerifiedAt, Expr::value(now()));
+            }
+            update.exec(&txn).await?;
+            // Every other reset link of the account dies with this one.
+            email_token::Entity::delete_many()
+                .filter(email_token::Column::UserId.eq(account.id))
+                .filter(email_token::Column::Purpose.eq(Purpose::Reset))
+                .exec(&txn)
+                .await?;
+            let ended = this
+                .revoke_in(&txn, session::Column::UserId.eq(account.id).into())
+                .await?;
+            txn.commit().await?;
+            this.revoked(&ended);
+            Ok((account.id, ended.len() as u64))
+        })
+        .await?;
+        self.users.forget(user_id);
+        tracing::info!(user = %user_id, sessions_ended = ended, "password reset");
+        Ok(ended)
+    }
+
+    /// The live token `token` for `purpose`, without claiming it.
+    async fn usable(&self, token: &str, purpose: Purpose) -> AppResult<email_token::Model> {
+        if token.len() > MAX_TOKEN {
+            return Err(AppError::bad_input("token", BAD_TOKEN));
+        }
+        email_token::Entity::find_by_id(hash_token(token))
+            .filter(email_token::Column::Purpose.eq(purpose))
+            .filter(email_token::Column::ExpiresAt.gt(now()))
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| AppError::bad_input("token", BAD_TOKEN))
+    }
+
+    /// Takes the token out of the database, once: of two uses at once, one finds it.
+    async fn claim(
+        &self,
+        txn: &impl ConnectionTrait,
+        token: &str,
+        purpose: Purpose,
+    ) -> AppResult<email_token::Model> {
+        if token.len() > MAX_TOKEN {
+            return Err(AppError::bad_input("token", BAD_TOKEN));
+        }
+        email_token::Entity::delete_many()
+            .filter(email_token::Column::TokenHash.eq(hash_token(token)))
+            .filter(email_token::Column::Purpose.eq(purpose))
+            .filter(email_token::Column::ExpiresAt.gt(now()))
+            .exec_with_returning(txn)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| AppError::bad_input("token", BAD_TOKEN))
+    }
+}
+
+/// How long tokens of each purpose live, for `Auth::new`.
+pub(super) fn ttl(config: Duration) -> chrono::TimeDelta {
+    chrono::TimeDelta::from_std(config).unwrap_or(chrono::TimeDelta::MAX)
+}
