@@ -19,6 +19,7 @@ pub enum ErrorCode {
     Conflict,
     NotFound,
     RateLimited,
+    MfaRequired,
     InternalServerError,
     GraphqlParseFailed,
     GraphqlValidationFailed,
@@ -33,6 +34,7 @@ impl ErrorCode {
             Self::Conflict => "CONFLICT",
             Self::NotFound => "NOT_FOUND",
             Self::RateLimited => "RATE_LIMITED",
+            Self::MfaRequired => "MFA_REQUIRED",
             Self::InternalServerError => "INTERNAL_SERVER_ERROR",
             Self::GraphqlParseFailed => "GRAPHQL_PARSE_FAILED",
             Self::GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
@@ -61,6 +63,10 @@ pub enum AppError {
     NotFound(&'static str),
     #[error("too many requests, retry in {retry_after} s")]
     RateLimited { retry_after: u64 },
+    /// The password was right and the account has two-factor login on: `verifyLogin` with
+    /// the challenge and a code finishes the login.
+    #[error("a second factor is required: call verifyLogin with this challenge and a code")]
+    MfaRequired { challenge: String, expires_in: u64 },
     #[error("internal server error")]
     Internal(Arc<anyhow::Error>),
 }
@@ -94,6 +100,7 @@ impl AppError {
             Self::Conflict { .. } => ErrorCode::Conflict,
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::MfaRequired { .. } => ErrorCode::MfaRequired,
             Self::Internal(_) => ErrorCode::InternalServerError,
         }
     }
@@ -138,6 +145,13 @@ impl ErrorExtensions for AppError {
                     ext.set("field", *field)
                 }
                 Self::RateLimited { retry_after } => ext.set("retryAfter", *retry_after),
+                Self::MfaRequired {
+                    challenge,
+                    expires_in,
+                } => {
+                    ext.set("challenge", challenge.as_str());
+                    ext.set("expiresIn", *expires_in);
+                }
                 _ => {}
             }
         })

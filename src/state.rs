@@ -44,8 +44,12 @@ impl AppState {
             .load_recent(&db)
             .await
             .context("read recent revocations")?;
-        let hub = Hub::new(revocations.clone(), config.ws.subscriber_buffer);
         let users = Arc::new(Users::new(db.clone(), &config.limits));
+        let hub = Hub::new(
+            revocations.clone(),
+            config.ws.subscriber_buffer,
+            users.clone(),
+        );
         let keys = signing_keys(&config.auth)?;
         let broker: Arc<dyn Broker> = match db.get_database_backend() {
             DbBackend::Postgres => Arc::new(PgBroker::start(
@@ -68,7 +72,6 @@ impl AppState {
                 tokens: keys,
                 revocations,
                 broker: broker.clone(),
-                users: users.clone(),
                 mailer,
             },
             &config.auth,

@@ -12,6 +12,7 @@ mod m20261208_000008_presence;
 mod m20261209_000009_search;
 mod m20261210_000010_session_devices;
 mod m20261211_000011_email_tokens;
+mod m20261212_000012_totp;
 
 pub struct Migrator;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261209_000009_search::Migration),
             Box::new(m20261210_000010_session_devices::Migration),
             Box::new(m20261211_000011_email_tokens::Migration),
+            Box::new(m20261212_000012_totp::Migration),
         ]
     }
 }

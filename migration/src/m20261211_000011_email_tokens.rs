@@ -84,7 +84,7 @@ enum EmailTokens {
     /// SHA-256 of the token, hex: the token itself is only ever in the mail.
     TokenHash,
     UserId,
-    /// `verify` (the address it was sent to) or `reset` (the password).
+    /// `verify` (the user's address), `change` (a new address) or `reset` (the password).
     Purpose,
     /// The address the token was mailed to: for `verify`, the one it proves (a new address
     /// becomes the user's only then).

@@ -10,7 +10,7 @@ use std::{
 use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
-use super::{Event, PresenceChange, Revocations, RoomEvent, Typing, inbox::Inboxes};
+use super::{Event, PresenceChange, Revocations, RoomEvent, Typing, UserCache, inbox::Inboxes};
 
 /// What a room's subscribers hear.
 #[derive(Debug, Clone)]
@@ -37,11 +37,17 @@ pub struct Hub {
     /// Presence changes, for the task that relays them to the users' rooms (it needs the
     /// database to know which: `service::chat::presence`).
     presence: broadcast::Sender<Arc<[PresenceChange]>>,
+    users: Arc<dyn UserCache>,
 }
 
 impl Hub {
-    pub fn new(revocations: Arc<Revocations>, room_buffer: usize) -> Arc<Self> {
+    pub fn new(
+        revocations: Arc<Revocations>,
+        room_buffer: usize,
+        users: Arc<dyn UserCache>,
+    ) -> Arc<Self> {
         Arc::new(Self {
+            users,
             rooms: Mutex::new(HashMap::new()),
             inboxes: Mutex::new(Inboxes::default()),
             room_buffer,
@@ -100,6 +106,7 @@ impl Hub {
                     self.revocations.insert(session, Duration::ZERO);
                 }
             }
+            Event::UserChanged(user_id) => self.users.forget(user_id),
         }
     }
 
@@ -128,6 +135,7 @@ impl Hub {
 
     /// Tells every subscriber to read what it may have missed from the database.
     pub fn resync(&self) {
+        self.users.forget_all();
         self.resync.send_modify(|generation| *generation += 1);
     }
 

@@ -289,8 +289,24 @@ mod tests {
         },
     };
 
+    /// No users: these tests name none.
+    struct NoUsers;
+
+    #[async_trait::async_trait]
+    impl crate::broker::UserCache for NoUsers {
+        async fn author(
+            &self,
+            _: Uuid,
+        ) -> Result<Option<Arc<crate::entity::user::Model>>, sea_orm::DbErr> {
+            Ok(None)
+        }
+        fn forget(&self, _: Uuid) {}
+        fn forget_all(&self) {}
+    }
+
     fn hub(buffer: usize) -> Arc<Hub> {
-        Hub::new(Arc::new(Revocations::new(Duration::from_secs(60))), buffer)
+        let revocations = Arc::new(Revocations::new(Duration::from_secs(60)));
+        Hub::new(revocations, buffer, Arc::new(NoUsers))
     }
 
     fn membership(room_id: Uuid, user_id: Uuid, seq: i64, joined: bool) -> Event {

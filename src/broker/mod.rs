@@ -15,7 +15,7 @@ mod inbox;
 mod memory;
 mod postgres;
 mod revocation;
-mod seal;
+pub(crate) mod seal;
 
 use std::sync::Arc;
 
@@ -101,6 +101,9 @@ pub enum Event {
     Presence(Vec<PresenceChange>),
     /// Sessions were revoked: their access tokens stop working and their sockets close.
     Revoked(Vec<Uuid>),
+    /// A user's row changed (name, address, its verification): every instance's copy of it
+    /// is stale.
+    UserChanged(Uuid),
 }
 
 /// A user came online (their first socket anywhere) or went offline (their last), at `at`.
@@ -120,11 +123,15 @@ pub struct Typing {
     pub until: DateTime<Utc>,
 }
 
-/// Who wrote a message: a notification names the author by id, and the listener completes it
-/// (from a cache: one author, many messages).
+/// Users as an instance caches them (`service::user::Users`). A notification names a
+/// message's author by id and the listener completes it from here (one author, many
+/// messages); the hub makes it forget a user who changed (`Event::UserChanged`), and
+/// everyone after a resync (changes may have been missed).
 #[async_trait::async_trait]
-pub trait Authors: Send + Sync {
+pub trait UserCache: Send + Sync {
     async fn author(&self, id: Uuid) -> Result<Option<Arc<user::Model>>, DbErr>;
+    fn forget(&self, id: Uuid);
+    fn forget_all(&self);
 }
 
 #[async_trait::async_trait]

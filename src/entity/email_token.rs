@@ -22,9 +22,12 @@ impl ActiveModelBehavior for ActiveModel {}
 #[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
 pub enum Purpose {
-    /// Proves the address it was sent to (the user's, or the one they change to).
+    /// Proves the user's address.
     #[sea_orm(string_value = "verify")]
     Verify,
     #[sea_orm(string_value = "reset")]
     Reset,
+    /// Proves a new address the user asked to move to; opening it moves them.
+    #[sea_orm(string_value = "change")]
+    Change,
 }

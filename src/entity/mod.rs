@@ -7,6 +7,7 @@ pub mod message;
 pub mod message_mention;
 pub mod presence;
 pub mod reaction;
+pub mod recovery_code;
 pub mod refresh_token;
 pub mod room;
 pub mod room_ban;

@@ -14,6 +14,11 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     /// When the user proved they read mail at `email` (`verifyEmail`).
     pub email_verified_at: Option<DateTimeUtc>,
+    /// Sealed (see `service::auth::totp`); in use once `totp_enabled_at` is set.
+    pub totp_secret: Option<String>,
+    pub totp_enabled_at: Option<DateTimeUtc>,
+    /// The time step of the last code accepted: a code works once.
+    pub totp_last_step: Option<i64>,
     /// Set when the account was deleted: the row stays, scrubbed, for its messages' sake.
     pub deleted_at: Option<DateTimeUtc>,
     #[sea_orm(has_many)]

@@ -76,12 +76,31 @@ impl AuthMutation {
         Ok(AuthPayload(issued))
     }
 
-    /// Signs in with an email address or username, opening a new session.
+    /// Signs in with an email address or username, opening a new session. With two-factor
+    /// login on, a right password gets MFA_REQUIRED instead, with `extensions.challenge`
+    /// (and `expiresIn`, seconds): `verifyLogin` with it and a code opens the session.
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> AppResult<AuthPayload> {
         let password = Password::for_login("password", &input.password)?;
         let issued = state(ctx)?
             .auth
             .login(&input.login, password, &caller_device(ctx))
+            .await?;
+        Ok(AuthPayload(issued))
+    }
+
+    /// Finishes a login that answered MFA_REQUIRED: the challenge and a code from the
+    /// authenticator app (or a recovery code, once). A code works once; a wrong one is
+    /// BAD_USER_INPUT on `code` and counts against the login rate limits; an expired
+    /// challenge is UNAUTHENTICATED (log in again).
+    async fn verify_login(
+        &self,
+        ctx: &Context<'_>,
+        challenge: String,
+        code: String,
+    ) -> AppResult<AuthPayload> {
+        let issued = state(ctx)?
+            .auth
+            .verify_login(&challenge, &code, &caller_device(ctx))
             .await?;
         Ok(AuthPayload(issued))
     }

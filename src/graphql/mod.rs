@@ -12,6 +12,7 @@ pub mod pipeline;
 mod room;
 pub mod schema;
 mod session;
+mod totp;
 mod user;
 
 pub use event::Established;

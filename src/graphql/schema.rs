@@ -11,6 +11,7 @@ use super::{
     pipeline::{ErrorCodes, WriteLimits},
     room::{RoomMutation, RoomQuery},
     session::{SessionMutation, SessionQuery},
+    totp::TotpMutation,
     user::UserQuery,
 };
 use crate::state::AppState;
@@ -23,6 +24,7 @@ pub struct Mutation(
     AuthMutation,
     EmailMutation,
     SessionMutation,
+    TotpMutation,
     RoomMutation,
     MemberMutation,
     MessageMutation,

@@ -76,6 +76,12 @@ impl User {
             .then_some(self.row.email_verified_at.is_some())
     }
 
+    /// Whether logging in takes a code from an authenticator app; null where `email` is.
+    async fn totp_enabled(&self, ctx: &Context<'_>) -> Option<bool> {
+        self.private_visible(ctx)
+            .then_some(self.row.totp_enabled_at.is_some())
+    }
+
     async fn role(&self) -> Role {
         self.row.role.into()
     }

@@ -10,7 +10,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::{
-    broker::Authors,
+    broker::UserCache,
     config::RateLimits,
     domain::{Username, check_length},
     entity::user::{self, Role},
@@ -22,9 +22,9 @@ use crate::{
 ///
 /// Messages name their author, and a message fanned out to a thousand subscribers must not
 /// cost a thousand reads (nor one per notification); `me`, the most frequent query of all,
-/// must not cost one per request either. Usernames never change; what does (a promotion, a
-/// verified address) shows here at once on the instance that changed it (`forget`), and on
-/// the others within the TTL.
+/// must not cost one per request either. A change to a user's name or address reaches every
+/// instance's cache as an event (`Event::UserChanged`); a promotion (a CLI command) shows
+/// within the TTL, and in tokens from the next refresh.
 pub struct Users {
     db: DatabaseConnection,
     entries: std::sync::Mutex<HashMap<Uuid, (Arc<user::Model>, Instant)>>,
@@ -135,14 +135,8 @@ impl Users {
 
     /// The user as the database has it now (and so the cache, from now on).
     pub async fn fresh(&self, id: Uuid) -> AppResult<Option<Arc<user::Model>>> {
-        self.forget(id);
+        UserCache::forget(self, id);
         self.get(id).await
-    }
-
-    /// Drops a user whose row changed on this instance (other instances' copies age out
-    /// within `CACHE_TTL`).
-    pub fn forget(&self, id: Uuid) {
-        self.entries().remove(&id);
     }
 
     async fn fetch(&self, id: Uuid) -> Result<Option<Arc<user::Model>>, DbErr> {
@@ -178,8 +172,16 @@ impl Users {
 }
 
 #[async_trait::async_trait]
-impl Authors for Users {
+impl UserCache for Users {
     async fn author(&self, id: Uuid) -> Result<Option<Arc<user::Model>>, DbErr> {
         self.fetch(id).await
+    }
+
+    fn forget(&self, id: Uuid) {
+        self.entries().remove(&id);
+    }
+
+    fn forget_all(&self) {
+        self.entries().clear();
     }
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::{db_tests, helpers::*};
+use crate::{db_tests, helpers::*, postgres_tests};
 
 const VERIFY: &str = "mutation($t: String!) { verifyEmail(token: $t) { username emailVerified } }";
 const RESEND: &str = "mutation { resendVerification }";
@@ -208,5 +208,78 @@ db_tests! {
         assert!(unfolded.contains("https://chat.example/verify-email?token="), "{eml}");
         let token = Received { to: vec![], data: unfolded }.token();
         app.gql(None, VERIFY, json!({ "t": token })).await.ok();
+    }
+}
+
+const CHANGE_EMAIL: &str =
+    "mutation($p: String!, $e: String!) { changeEmail(currentPassword: $p, newEmail: $e) }";
+const RENAME: &str = "mutation($u: String!) { changeUsername(username: $u) { username email } }";
+
+db_tests! {
+    async fn an_address_changes_once_the_new_one_is_verified(db) {
+        let mailbox = Mailbox::start();
+        let app = spawn_app_with(&db, |c| c.mail.smtp_url = Some(mailbox.url.as_str().into())).await;
+        let (nia, _oli) = (app.register("nia").await, app.register("oli").await);
+        let change = |password: &str, email: &str| app.gql(Some(&nia.access_token), CHANGE_EMAIL, json!({ "p": password, "e": email }));
+        let wrong = change("not the password", "nia@new.example").await;
+        assert_eq!((wrong.code(), wrong.field()), (Some("BAD_USER_INPUT"), Some("currentPassword")));
+        let taken = change(PASSWORD, "oli@example.com").await;
+        assert_eq!((taken.code(), taken.field()), (Some("CONFLICT"), Some("newEmail")));
+        let same = change(PASSWORD, "NIA@example.com").await;
+        assert_eq!((same.code(), same.field()), (Some("BAD_USER_INPUT"), Some("newEmail")));
+        assert_eq!(change(PASSWORD, "nia@new.example").await.ok()["changeEmail"], true);
+
+        // The old address hears of it; it stays the account's until the new one is confirmed.
+        let notice = mailbox.wait_for("nia@example.com", 2).await;
+        assert!(notice.iter().any(|m| m.data.contains("Subject: Your address is being changed")));
+        let link = mailbox.wait_for("nia@new.example", 1).await.remove(0);
+        let me = app.gql(Some(&nia.access_token), ME, json!({})).await;
+        assert_eq!(me.ok()["me"]["email"], "nia@example.com");
+        let moved = app.gql(None, "mutation($t: String!) { verifyEmail(token: $t) { email emailVerified } }", json!({ "t": link.token() })).await;
+        assert_eq!(moved.ok()["verifyEmail"], json!({ "email": "nia@new.example", "emailVerified": true }));
+        let me = app.gql(Some(&nia.access_token), ME, json!({})).await;
+        assert_eq!(me.ok()["me"], json!({ "email": "nia@new.example", "emailVerified": true }));
+        app.login_raw("nia@new.example", PASSWORD).await.ok();
+        app.login_raw("nia@example.com", PASSWORD).await.expect_code("UNAUTHENTICATED");
+        // The first verification link went to the old address: it proves nothing now.
+        let old_link = notice.iter().find(|m| m.data.contains("Subject: Confirm your email address")).unwrap();
+        app.gql(None, VERIFY, json!({ "t": old_link.token() })).await.expect_code("BAD_USER_INPUT");
+    }
+
+    async fn a_username_changes_at_once_and_stays_unique(db) {
+        let app = spawn_app(&db).await;
+        let (pia, _quin) = (app.register("pia").await, app.register("quin").await);
+        let room = app.create_room(&pia, "names", false).await;
+        app.send_message(&pia, &room, "hello").await;
+        let rename = |name: &str| app.gql(Some(&pia.access_token), RENAME, json!({ "u": name }));
+        let taken = rename("QUIN").await;
+        assert_eq!((taken.code(), taken.field()), (Some("CONFLICT"), Some("username")));
+        for bad in ["x", "deleted_pia", &"p".repeat(330), &"p".repeat(33_000)] {
+            let refused = rename(bad).await;
+            assert_eq!((refused.code(), refused.field()), (Some("BAD_USER_INPUT"), Some("username")), "{bad:.40}");
+        }
+        assert_eq!(rename("pia_2").await.ok()["changeUsername"], json!({ "username": "pia_2", "email": "pia@example.com" }));
+        let me = app.gql(Some(&pia.access_token), "{ me { username } }", json!({})).await;
+        assert_eq!(me.ok()["me"]["username"], "pia_2");
+        let history = app.gql(Some(&pia.access_token), "query($r: ID!) { messages(roomId: $r) { edges { node { author { username } } } } }", json!({ "r": room })).await;
+        assert_eq!(history.ok()["messages"]["edges"][0]["node"]["author"]["username"], "pia_2");
+        app.login_raw("pia_2", PASSWORD).await.ok();
+    }
+}
+
+postgres_tests! {
+    async fn a_new_name_reaches_every_instance_at_once(db) {
+        let a = spawn_app(&db).await;
+        let b = spawn_on(a.db.clone(), |_| {}).await;
+        let rae = a.register("rae").await;
+        let me = async |app: &TestApp| app.gql(Some(&rae.access_token), "{ me { username } }", json!({})).await;
+        // b has rae in its cache, which would otherwise keep the old name for a minute.
+        assert_eq!(me(&b).await.ok()["me"]["username"], "rae");
+        a.gql(Some(&rae.access_token), RENAME, json!({ "u": "rae_renamed" })).await.ok();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while me(&b).await.ok()["me"]["username"] != "rae_renamed" {
+            assert!(tokio::time::Instant::now() < deadline, "b still says rae");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }

@@ -24,5 +24,6 @@ mod sessions;
 mod startup;
 mod storage;
 pub mod subscriptions;
+mod totp;
 mod websocket;
 mod ws_limits;

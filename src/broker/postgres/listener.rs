@@ -39,7 +39,7 @@ use super::{
     wire::{Wire, WireMessage, decode},
 };
 use crate::{
-    broker::{Authors, ChatMessage, Event, Hub, PresenceChange, RoomEvent, Typing, seal::Seal},
+    broker::{ChatMessage, Event, Hub, PresenceChange, RoomEvent, Typing, UserCache, seal::Seal},
     db::{QUERY_DEADLINE, postgres_options},
     entity::{message, room_event},
 };
@@ -50,7 +50,7 @@ pub(super) struct Listener {
     pub own_channel: String,
     pub db: DatabaseConnection,
     pub hub: Arc<Hub>,
-    pub authors: Arc<dyn Authors>,
+    pub authors: Arc<dyn UserCache>,
     pub seal: Arc<Seal>,
     pub live: Arc<AtomicBool>,
     pub shutdown: CancellationToken,
@@ -226,6 +226,7 @@ impl Listener {
                     .collect(),
             ),
             Wire::Revoked { s } => Event::Revoked(s),
+            Wire::UserChanged { u } => Event::UserChanged(u),
         };
         self.hub.dispatch(event);
     }

@@ -22,7 +22,7 @@ use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{Authors, Broker, Event, Hub, seal::Seal};
+use super::{Broker, Event, Hub, UserCache, seal::Seal};
 
 const CHANNEL: &str = "chat_events";
 
@@ -33,6 +33,8 @@ pub struct PgBroker {
     /// Whether this instance's listener is connected and caught up: if not, events of other
     /// instances go unheard here until it is.
     live: Arc<AtomicBool>,
+    /// This instance's, for what it must see before its notification comes back.
+    hub: Arc<Hub>,
 }
 
 /// How the listener reaches the database and checks that it still does.
@@ -53,7 +55,7 @@ impl PgBroker {
         key: [u8; 32],
         db: DatabaseConnection,
         hub: Arc<Hub>,
-        authors: Arc<dyn Authors>,
+        authors: Arc<dyn UserCache>,
         shutdown: CancellationToken,
     ) -> Self {
         let seal = Arc::new(Seal::new(key, CHANNEL));
@@ -62,14 +64,19 @@ impl PgBroker {
             listening,
             own_channel: format!("chat_heartbeat_{}", Uuid::new_v4().simple()),
             db: db.clone(),
-            hub,
+            hub: hub.clone(),
             authors,
             seal: seal.clone(),
             live: live.clone(),
             shutdown,
         };
         tokio::spawn(listener.run());
-        Self { seal, db, live }
+        Self {
+            seal,
+            db,
+            live,
+            hub,
+        }
     }
 }
 
@@ -98,8 +105,14 @@ impl Broker for PgBroker {
         self.notify(&self.db, &event).await
     }
 
-    /// Nothing to do: the notification goes out with the commit and comes back to us too.
-    fn committed(&self, _event: Event) {}
+    /// The notification goes out with the commit and comes back to us too. A changed user
+    /// is forgotten here at once as well, so that this instance's next request (`me` right
+    /// after `verifyEmail`) reads the new row; forgetting twice is harmless.
+    fn committed(&self, event: Event) {
+        if let Event::UserChanged(_) = event {
+            self.hub.dispatch(event);
+        }
+    }
 
     fn is_live(&self) -> bool {
         self.live.load(Ordering::Relaxed)

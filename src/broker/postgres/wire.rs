@@ -47,6 +47,8 @@ pub(super) enum Wire {
     Presence { p: Vec<(Uuid, bool, DateTime<Utc>)> },
     #[serde(rename = "x")]
     Revoked { s: Vec<Uuid> },
+    #[serde(rename = "u")]
+    UserChanged { u: Uuid },
 }
 
 /// A message: id, room, seq, event seq, author, client id, time, the message it replies to,
@@ -167,6 +169,7 @@ pub(super) fn encode(event: &Event, seal: &Seal) -> Vec<String> {
             .chunks(REVOCATIONS_PER_NOTIFY)
             .map(|chunk| to_json(&Wire::Revoked { s: chunk.to_vec() }))
             .collect(),
+        Event::UserChanged(user_id) => vec![to_json(&Wire::UserChanged { u: *user_id })],
     };
     plaintexts.iter().map(|p| seal.seal(p)).collect()
 }
@@ -238,6 +241,9 @@ mod tests {
                 role: user::Role::User,
                 created_at: crate::entity::now(),
                 email_verified_at: None,
+                totp_secret: None,
+                totp_enabled_at: None,
+                totp_last_step: None,
                 deleted_at: None,
             }),
         })))

@@ -9,8 +9,9 @@ use uuid::Uuid;
 
 use super::{Auth, Viewer};
 use crate::{
+    broker::Event,
     domain::{Password, Username},
-    entity::{email_token, now, session, user},
+    entity::{email_token, now, recovery_code, session, user},
     error::AppResult,
     service::{begin_write, chat::leave_all, detached},
 };
@@ -47,6 +48,8 @@ impl Auth {
             email: Set(format!("{tag}@deleted.invalid")),
             // No hash verifies against this; logins skip deleted accounts anyway.
             password_hash: Set(String::new()),
+            totp_secret: Set(None),
+            totp_enabled_at: Set(None),
             deleted_at: Set(Some(now())),
             ..Default::default()
         })
@@ -57,6 +60,10 @@ impl Auth {
             .filter(email_token::Column::UserId.eq(user_id))
             .exec(&txn)
             .await?;
+        recovery_code::Entity::delete_many()
+            .filter(recovery_code::Column::UserId.eq(user_id))
+            .exec(&txn)
+            .await?;
         // It leaves its rooms; those it owned go to their next members.
         let left = leave_all(&txn, user_id).await?;
         for event in &left {
@@ -65,10 +72,14 @@ impl Auth {
         let sessions = self
             .revoke_in(&txn, session::Column::UserId.eq(user_id).into())
             .await?;
+        // Every instance's copy of the user is stale: its messages now name `deleted_…`.
+        let changed = Event::UserChanged(user_id);
+        self.broker.stage(&txn, &changed).await?;
         txn.commit().await?;
         for event in left {
             self.broker.committed(event);
         }
+        self.broker.committed(changed);
         self.revoked(&sessions);
         Ok(sessions.len())
     }

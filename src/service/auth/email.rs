@@ -24,7 +24,7 @@ use crate::{
         email_token::{self, Purpose},
         now, session, user,
     },
-    error::{AppError, AppResult},
+    error::{AppError, AppResult, on_unique_violation},
     mail::Mail,
     service::{begin_write, detached},
 };
@@ -49,7 +49,7 @@ impl Auth {
     ) -> AppResult<String> {
         let token = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
         let ttl = match purpose {
-            Purpose::Verify => self.verification_ttl,
+            Purpose::Verify | Purpose::Change => self.verification_ttl,
             Purpose::Reset => self.reset_ttl,
         };
         let created_at = now();
@@ -74,6 +74,18 @@ impl Auth {
             n => format!("{n} hours"),
         };
         let (kind, subject, text) = match purpose {
+            Purpose::Change => (
+                "change",
+                "Confirm your new email address",
+                format!(
+                    "To move your account to this address, open this link\n\
+                     (or give this code to the app):\n\n    {}\n\n\
+                     It works once, for {}.\n\
+                     If you did not ask for it, ignore this mail.\n",
+                    self.mailer.link("verify-email", token),
+                    hours(self.verification_ttl),
+                ),
+            ),
             Purpose::Verify => (
                 "verify",
                 "Confirm your email address",
@@ -127,7 +139,8 @@ impl Auth {
         Ok(true)
     }
 
-    /// Marks the address the token was mailed to as verified, if it is still the user's.
+    /// Verifies the address the token was mailed to: the user's own (if it still is), or the
+    /// one they asked to move to (`changeEmail`), which becomes theirs.
     pub async fn verify_email(
         self: &Arc<Self>,
         token: &str,
@@ -136,34 +149,49 @@ impl Auth {
         self.token_per_ip.check(&client.into())?;
         let this = self.clone();
         let token = token.to_owned();
-        let user = detached(async move {
+        detached(async move {
             let txn = begin_write(&this.writer).await?;
-            let claimed = this.claim(&txn, &token, Purpose::Verify).await?;
+            let claimed = this
+                .claim(&txn, &token, &[Purpose::Verify, Purpose::Change])
+                .await?;
             let account = user::Entity::find_by_id(claimed.user_id)
                 .filter(user::Column::DeletedAt.is_null())
                 .lock_exclusive()
                 .one(&txn)
                 .await?
-                // The address changed since the mail went out: it proves nothing now.
-                .filter(|account| account.email == claimed.email)
                 .ok_or_else(|| AppError::bad_input("token", BAD_TOKEN))?;
-            let verified_at = account.email_verified_at.unwrap_or_else(now);
+            let moving = claimed.purpose == Purpose::Change && claimed.email != account.email;
+            // The address changed since the mail went out: the link proves nothing now.
+            if !moving && claimed.email != account.email {
+                return Err(AppError::bad_input("token", BAD_TOKEN));
+            }
+            let verified_at = match moving {
+                true => now(),
+                false => account.email_verified_at.unwrap_or_else(now),
+            };
+            let user_id = account.id;
             let mut account: user::ActiveModel = account.into();
+            account.email = Set(claimed.email.clone());
             account.email_verified_at = Set(Some(verified_at));
-            let account = account.update(&txn).await?;
-            // Other links to the same address have nothing left to prove.
-            email_token::Entity::delete_many()
-                .filter(email_token::Column::UserId.eq(account.id))
-                .filter(email_token::Column::Purpose.eq(Purpose::Verify))
-                .filter(email_token::Column::Email.eq(account.email.clone()))
-                .exec(&txn)
-                .await?;
-            txn.commit().await?;
+            let account = account
+                .update(&txn)
+                .await
+                .map_err(|e| on_unique_violation(e, "users", &[("uq_users_email", "email")]))?;
+            // Other links to this address have nothing left to prove; after a move, links
+            // mailed to the old address (a reset, a verification) go too.
+            let spent =
+                email_token::Entity::delete_many().filter(email_token::Column::UserId.eq(user_id));
+            let spent = match moving {
+                true => spent.filter(email_token::Column::Purpose.ne(Purpose::Change)),
+                false => spent
+                    .filter(email_token::Column::Purpose.eq(Purpose::Verify))
+                    .filter(email_token::Column::Email.eq(claimed.email.clone())),
+            };
+            spent.exec(&txn).await?;
+            this.changed(txn, user_id).await?;
             Ok(account)
         })
-        .await?;
-        self.users.forget(user.id);
-        Ok(user)
+        .await
     }
 
     /// Mails a reset link if `email` belongs to an account. Answers the same either way,
@@ -213,7 +241,7 @@ impl Auth {
         let (this, token) = (self.clone(), token.to_owned());
         let (user_id, ended) = detached(async move {
             let txn = begin_write(&this.writer).await?;
-            let claimed = this.claim(&txn, &token, Purpose::Reset).await?;
+            let claimed = this.claim(&txn, &token, &[Purpose::Reset]).await?;
             let account = user::Entity::find_by_id(claimed.user_id)
                 .filter(user::Column::DeletedAt.is_null())
                 .lock_exclusive()
@@ -237,12 +265,11 @@ impl Auth {
             let ended = this
                 .revoke_in(&txn, session::Column::UserId.eq(account.id).into())
                 .await?;
-            txn.commit().await?;
+            this.changed(txn, account.id).await?;
             this.revoked(&ended);
             Ok((account.id, ended.len() as u64))
         })
         .await?;
-        self.users.forget(user_id);
         tracing::info!(user = %user_id, sessions_ended = ended, "password reset");
         Ok(ended)
     }
@@ -265,14 +292,14 @@ impl Auth {
         &self,
         txn: &impl ConnectionTrait,
         token: &str,
-        purpose: Purpose,
+        purposes: &[Purpose],
     ) -> AppResult<email_token::Model> {
         if token.len() > MAX_TOKEN {
             return Err(AppError::bad_input("token", BAD_TOKEN));
         }
         email_token::Entity::delete_many()
             .filter(email_token::Column::TokenHash.eq(hash_token(token)))
-            .filter(email_token::Column::Purpose.eq(purpose))
+            .filter(email_token::Column::Purpose.is_in(purposes.iter().copied()))
             .filter(email_token::Column::ExpiresAt.gt(now()))
             .exec_with_returning(txn)
             .await?

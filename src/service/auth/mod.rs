@@ -11,8 +11,10 @@ mod devices;
 mod email;
 mod housekeeping;
 mod password;
+mod profile;
 mod sessions;
 mod token;
+mod totp;
 
 use std::{net::IpAddr, sync::Arc, time::Duration};
 
@@ -31,9 +33,10 @@ pub use devices::{Device, MAX_SESSIONS_LISTED, user_agent};
 pub use housekeeping::Purged;
 pub use password::PasswordHasher;
 pub use token::{LEEWAY_SECONDS, TokenError, TokenKeys, is_expired};
+pub use totp::{CHALLENGE_SECONDS, RECOVERY_CODES, TotpSetup};
 
 use crate::{
-    broker::{Broker, Revocations},
+    broker::{Broker, Revocations, seal::Seal},
     config::{AuthConfig, RateLimits, SigningConfig},
     db::Pools,
     domain::{Email, Password, Username, reject_nul},
@@ -43,7 +46,6 @@ use crate::{
     service::{
         begin_write,
         rate_limit::{ClientNet, RateLimit},
-        user::Users,
     },
 };
 
@@ -121,8 +123,6 @@ pub struct Auth {
     refresh_per_ip: RateLimit<ClientNet>,
     refresh_per_user: RateLimit<Uuid>,
     mailer: Arc<Mailer>,
-    /// Told when a user's row changes (`me` reads it from there).
-    users: Arc<Users>,
     verification_ttl: chrono::TimeDelta,
     reset_ttl: chrono::TimeDelta,
     verification_per_user: RateLimit<Uuid>,
@@ -130,6 +130,11 @@ pub struct Auth {
     reset_per_ip: RateLimit<ClientNet>,
     /// Mailed tokens tried (`verifyEmail`, `resetPassword`) per client.
     token_per_ip: RateLimit<ClientNet>,
+    /// TOTP secrets at rest, and login challenges (see `totp`).
+    totp_seal: Seal,
+    challenge_seal: Seal,
+    /// Names this service in authenticator apps (`JWT_ISSUER`).
+    issuer: String,
 }
 
 /// How often a password may be tried. The tight limit is per account *and* address: a
@@ -179,7 +184,6 @@ pub struct AuthDeps {
     pub tokens: TokenKeys,
     pub revocations: Arc<Revocations>,
     pub broker: Arc<dyn Broker>,
-    pub users: Arc<Users>,
     pub mailer: Arc<Mailer>,
 }
 
@@ -194,12 +198,19 @@ impl Auth {
             tokens,
             revocations,
             broker,
-            users,
             mailer,
         } = deps;
         Ok(Self {
+            totp_seal: Seal::new(
+                tokens.derive_key("chat-server totp secret v1"),
+                "totp secret",
+            ),
+            challenge_seal: Seal::new(
+                tokens.derive_key("chat-server login challenge v1"),
+                "login challenge",
+            ),
+            issuer: config.issuer.clone(),
             mailer,
-            users,
             verification_ttl: email::ttl(config.verification_ttl),
             reset_ttl: email::ttl(config.password_reset_ttl),
             verification_per_user: RateLimit::per_minute(
@@ -276,8 +287,7 @@ impl Auth {
             password_hash: Set(password_hash),
             role: Set(Role::User),
             created_at: Set(now()),
-            email_verified_at: Set(None),
-            deleted_at: Set(None),
+            ..Default::default()
         }
         .insert(&txn)
         .await
@@ -349,6 +359,10 @@ impl Auth {
             .one(&txn)
             .await?
             .ok_or(AppError::Unauthenticated(BAD_CREDENTIALS))?;
+        if user.totp_enabled_at.is_some() {
+            // No session yet: the challenge proves the password, a code finishes it.
+            return Err(self.challenge(user.id));
+        }
         let (session_id, refresh_token) = self.start_session(&txn, user.id, device).await?;
         txn.commit().await?;
         self.issue(user, session_id, refresh_token)

@@ -67,7 +67,7 @@ impl Auth {
             return Err(AppError::Unauthenticated("refresh token expired"));
         }
         match self.rotate(refresh_token, &hash, session.id).await? {
-            Rotated::Issued(issued) => Ok(issued),
+            Rotated::Issued(issued) => Ok(*issued),
             Rotated::Reused => Err(self.reuse_detected(session.id).await),
         }
     }
@@ -128,7 +128,9 @@ impl Auth {
             }
         };
         txn.commit().await?;
-        Ok(Rotated::Issued(self.issue(user, session.id, issued)?))
+        Ok(Rotated::Issued(Box::new(
+            self.issue(user, session.id, issued)?,
+        )))
     }
 
     /// Ends the session the refresh token belongs to. Any token of the chain will do, used or
@@ -293,7 +295,7 @@ impl Auth {
 }
 
 enum Rotated {
-    Issued(Issued),
+    Issued(Box<Issued>),
     /// Used before, and not within the grace interval: the session is revoked.
     Reused,
 }
