@@ -73,45 +73,40 @@ impl Auth {
             1 => "an hour".to_owned(),
             n => format!("{n} hours"),
         };
-        let (kind, subject, text) = match purpose {
-            Purpose::Change => (
-                "change",
-                "Confirm your new email address",
-                format!(
-                    "To move your account to this address, open this link\n\
-                     (or give this code to the app):\n\n    {}\n\n\
-                     It works once, for {}.\n\
-                     If you did not ask for it, ignore this mail.\n",
-                    self.mailer.link("verify-email", token),
-                    hours(self.verification_ttl),
-                ),
-            ),
+        let (kind, subject, intro, path, ttl, outro) = match purpose {
             Purpose::Verify => (
                 "verify",
                 "Confirm your email address",
-                format!(
-                    "To confirm that this is your address, open this link\n\
-                     (or give this code to the app):\n\n    {}\n\n\
-                     It works once, for {}.\n\
-                     If you did not sign up, ignore this mail.\n",
-                    self.mailer.link("verify-email", token),
-                    hours(self.verification_ttl),
-                ),
+                "To confirm that this is your address",
+                "verify-email",
+                self.verification_ttl,
+                "If you did not sign up, ignore this mail.",
+            ),
+            Purpose::Change => (
+                "change",
+                "Confirm your new email address",
+                "To move your account to this address",
+                "verify-email",
+                self.verification_ttl,
+                "If you did not ask for it, ignore this mail.",
             ),
             Purpose::Reset => (
                 "reset",
                 "Reset your password",
-                format!(
-                    "To choose a new password, open this link\n\
-                     (or give this code to the app):\n\n    {}\n\n\
-                     It works once, for {}, and signs you out everywhere.\n\
-                     If you did not ask for it, ignore this mail:\n\
-                     your password stays as it is.\n",
-                    self.mailer.link("reset-password", token),
-                    hours(self.reset_ttl),
-                ),
+                "To choose a new password",
+                "reset-password",
+                self.reset_ttl,
+                "It signs you out everywhere. If you did not ask for it,\n\
+                 ignore this mail: your password stays as it is.",
             ),
         };
+        // Short lines, the link on one of its own: no line needs folding on the way.
+        let text = format!(
+            "{intro}, open this link\n(or give this code to the app):\n\n    {}\n\n\
+             It works once, for {}.\n{outro}\n",
+            self.mailer.link(path, token),
+            hours(ttl),
+        );
         self.mailer.send(Mail {
             kind,
             to: to.to_owned(),
