@@ -1,7 +1,7 @@
 //! Refresh-token rotation, reuse detection, logout, logoutAll, and revocation of access tokens.
 use std::time::Duration;
 
-use chat_server::entity::{refresh_token, session};
+use chat_server::entity::{email_token, refresh_token, session};
 use futures_util::future::join_all;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::json;
@@ -127,6 +127,8 @@ db_tests! {
     async fn finished_sessions_and_expired_refresh_tokens_are_purged(db) {
         let app = spawn_app_with(&db, |c| {
             c.auth.purge_interval = Duration::from_millis(500);
+            // The verification links that registering mails expire with them.
+            c.auth.verification_ttl = Duration::from_secs(2);
             c.auth.refresh_token_ttl = Duration::from_secs(3);
             // A revoked session is kept while its access tokens could live: 1 s + 5 s leeway.
             c.auth.access_token_ttl = Duration::from_secs(1);
@@ -153,11 +155,12 @@ db_tests! {
                 .count(&conn)
                 .await
                 .unwrap();
-            if !sessions.contains(&revoked_id) && !sessions.contains(&expired_id) && expired_tokens == 0 {
+            let mail_tokens = email_token::Entity::find().count(&conn).await.unwrap();
+            if !sessions.contains(&revoked_id) && !sessions.contains(&expired_id) && expired_tokens == 0 && mail_tokens == 0 {
                 assert!(sessions.contains(&live_id), "the live session stays: {sessions:?}");
                 break;
             }
-            assert!(tokio::time::Instant::now() < deadline, "not purged: {sessions:?}, {expired_tokens} expired tokens");
+            assert!(tokio::time::Instant::now() < deadline, "not purged: {sessions:?}, {expired_tokens} expired tokens, {mail_tokens} mail tokens");
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
         conn.close().await.ok();

@@ -8,8 +8,8 @@ use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, EntityTrait, ExprTrait, QueryFilter,
-    sea_query::{Expr, Query},
+    ColumnTrait, Condition, EntityTrait, ExprTrait, QueryFilter,
+    sea_query::{Expr, IntoCondition, Query},
 };
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -60,43 +60,50 @@ impl Auth {
             }
         }
         // Older revocations are out of the revocation set, and their tokens long expired.
+        // Their refresh tokens go with them (the foreign key cascades).
         let revoked_before = now - self.revocations.horizon();
-        loop {
-            let batch = Query::select()
-                .column(session::Column::Id)
-                .from(session::Entity)
-                .and_where(session::Column::RevokedAt.lte(revoked_before))
-                .limit(BATCH)
-                .to_owned();
-            // Their refresh tokens go with them (the foreign key cascades).
-            let deleted = session::Entity::delete_many()
-                .filter(session::Column::Id.in_subquery(batch))
-                .exec(&self.writer)
-                .await?
-                .rows_affected;
-            purged.sessions += deleted;
-            if deleted < BATCH {
-                break;
-            }
-        }
-        loop {
-            let batch = Query::select()
-                .column(email_token::Column::TokenHash)
-                .from(email_token::Entity)
-                .and_where(email_token::Column::ExpiresAt.lte(now))
-                .limit(BATCH)
-                .to_owned();
-            let deleted = email_token::Entity::delete_many()
-                .filter(email_token::Column::TokenHash.in_subquery(batch))
-                .exec(&self.writer)
-                .await?
-                .rows_affected;
-            purged.mail_tokens += deleted;
-            if deleted < BATCH {
-                break;
-            }
-        }
+        purged.sessions += self
+            .delete_in_batches::<session::Entity>(
+                session::Column::Id,
+                session::Column::RevokedAt
+                    .lte(revoked_before)
+                    .into_condition(),
+            )
+            .await?;
+        purged.mail_tokens += self
+            .delete_in_batches::<email_token::Entity>(
+                email_token::Column::TokenHash,
+                email_token::Column::ExpiresAt.lte(now).into_condition(),
+            )
+            .await?;
         Ok(purged)
+    }
+
+    /// Deletes the rows of `E` that match `which`, `BATCH` at a time (by their key, `key`);
+    /// returns how many.
+    async fn delete_in_batches<E: EntityTrait>(
+        &self,
+        key: E::Column,
+        which: Condition,
+    ) -> AppResult<u64> {
+        let mut deleted = 0;
+        loop {
+            let batch = Query::select()
+                .column(key)
+                .from(E::default())
+                .cond_where(which.clone())
+                .limit(BATCH)
+                .to_owned();
+            let rows = E::delete_many()
+                .filter(key.in_subquery(batch))
+                .exec(&self.writer)
+                .await?
+                .rows_affected;
+            deleted += rows;
+            if rows < BATCH {
+                return Ok(deleted);
+            }
+        }
     }
 
     /// One batch of expired refresh tokens, and the sessions they leave with none: each
