@@ -205,9 +205,12 @@ pub enum SigningConfig {
 
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
-    /// `None` allows any origin. Credentials are bearer tokens, never cookies, so a permissive
-    /// CORS policy does not expose users to cross-site request forgery.
+    /// `None` allows any origin, without credentials: a page of another origin can only use
+    /// bearer tokens, which it must hold already, so a permissive policy lends it nothing.
+    /// With a list and `auth_cookies`, those origins (only) may send the cookie.
     pub cors_origins: Option<Vec<String>>,
+    /// Browser sessions: the refresh token also in an `HttpOnly` cookie (see `http::cookie`).
+    pub auth_cookies: bool,
     pub max_body_bytes: usize,
     /// Take the client address from the last `X-Forwarded-For` hop (behind one trusted proxy).
     pub trust_forwarded_for: bool,
@@ -256,6 +259,7 @@ impl Default for Config {
             },
             http: HttpConfig {
                 cors_origins: None,
+                auth_cookies: false,
                 max_body_bytes: 1024 * 1024,
                 trust_forwarded_for: false,
                 metrics_addr: None,

@@ -163,6 +163,7 @@ pub(super) const VARIABLES: &[Variable] = &[
             })
         })
     }),
+    var("AUTH_COOKIES", |c, v| set(&mut c.http.auth_cookies, v)),
     var("MAX_BODY_BYTES", |c, v| set(&mut c.http.max_body_bytes, v)),
     var("TRUST_FORWARDED_FOR", |c, v| set(&mut c.http.trust_forwarded_for, v)),
     var("METRICS_ADDR", |c, v| set_with(&mut c.http.metrics_addr, v, |v| parse(v).map(Some))),

@@ -1,14 +1,18 @@
-//! `register`, `login`, `refresh`, `logout`, `changePassword`, `deleteAccount`.
+//! `register`, `login`, `refresh`, `logout`, `changePassword`, `deleteAccount`; and, with
+//! `AUTH_COOKIES`, the refresh token's cookie (see `http::cookie`).
 use async_graphql::{Context, InputObject, Object};
+use axum::http::header::SET_COOKIE;
+use secrecy::ExposeSecret;
 
 use super::{
-    guard::{SignedIn, caller_device, caller_ip, viewer},
+    guard::{Caller, SignedIn, caller_device, caller_ip, viewer},
     state, to_int,
     user::User,
 };
 use crate::{
     domain::{Email, Password, Username},
-    error::AppResult,
+    error::{AppError, AppResult},
+    http::cookie,
     service::auth::{Issued, Registration},
 };
 
@@ -29,6 +33,76 @@ pub struct LoginInput {
 }
 
 pub struct AuthPayload(Issued);
+
+impl AuthPayload {
+    /// The tokens, and in cookie mode the refresh token's cookie too.
+    fn new(ctx: &Context<'_>, issued: Issued) -> AppResult<Self> {
+        let state = state(ctx)?;
+        if state.config.http.auth_cookies {
+            let max_age = state.config.auth.refresh_token_ttl.as_secs();
+            if let Some(value) = cookie::set(&issued.refresh_token, max_age) {
+                ctx.append_http_header(SET_COOKIE, value);
+            }
+        }
+        Ok(Self(issued))
+    }
+}
+
+/// Where a `refresh` or `logout` takes its refresh token from.
+enum Presented {
+    Argument(String),
+    /// The browser session's cookie (cookie mode, no argument).
+    Cookie(String),
+}
+
+impl Presented {
+    /// The argument if given, else the cookie, which needs the CSRF header alongside.
+    fn of(ctx: &Context<'_>, argument: Option<String>) -> AppResult<Self> {
+        if let Some(token) = argument {
+            return Ok(Self::Argument(token));
+        }
+        let cookie = ctx
+            .data_opt::<Caller>()
+            .and_then(|c| c.refresh_cookie.as_ref());
+        match cookie {
+            Some(cookie) if cookie.csrf_header => {
+                Ok(Self::Cookie(cookie.token.expose_secret().to_owned()))
+            }
+            Some(_) => Err(AppError::Forbidden(
+                "a request that uses the refresh cookie must carry the X-CSRF-Protection header",
+            )),
+            None if state(ctx)?.config.http.auth_cookies => Err(AppError::bad_input(
+                "refreshToken",
+                "refreshToken is required: no refresh cookie came with the request",
+            )),
+            None => Err(AppError::bad_input(
+                "refreshToken",
+                "refreshToken is required",
+            )),
+        }
+    }
+
+    fn token(&self) -> &str {
+        match self {
+            Self::Argument(token) | Self::Cookie(token) => token,
+        }
+    }
+
+    /// Whether it is the browser session's: ending or losing it clears the cookie.
+    fn is_browser_session(&self, ctx: &Context<'_>) -> bool {
+        match self {
+            Self::Cookie(_) => true,
+            Self::Argument(token) => ctx
+                .data_opt::<Caller>()
+                .and_then(|c| c.refresh_cookie.as_ref())
+                .is_some_and(|cookie| cookie.token.expose_secret() == token),
+        }
+    }
+}
+
+fn clear_cookie(ctx: &Context<'_>) {
+    ctx.append_http_header(SET_COOKIE, cookie::clear());
+}
 
 #[Object]
 impl AuthPayload {
@@ -73,7 +147,7 @@ impl AuthMutation {
             .auth
             .register(registration, &caller_device(ctx))
             .await?;
-        Ok(AuthPayload(issued))
+        AuthPayload::new(ctx, issued)
     }
 
     /// Signs in with an email address or username, opening a new session. With two-factor
@@ -85,7 +159,7 @@ impl AuthMutation {
             .auth
             .login(&input.login, password, &caller_device(ctx))
             .await?;
-        Ok(AuthPayload(issued))
+        AuthPayload::new(ctx, issued)
     }
 
     /// Finishes a login that answered MFA_REQUIRED: the challenge and a code from the
@@ -102,23 +176,45 @@ impl AuthMutation {
             .auth
             .verify_login(&challenge, &code, &caller_device(ctx))
             .await?;
-        Ok(AuthPayload(issued))
+        AuthPayload::new(ctx, issued)
     }
 
     /// Exchanges a refresh token for new tokens. A used token presented again ends its
     /// session, unless it comes within seconds of its first use (two tabs at once, an answer
-    /// lost on the way): that gets the same tokens again.
-    async fn refresh(&self, ctx: &Context<'_>, refresh_token: String) -> AppResult<AuthPayload> {
-        let issued = state(ctx)?
+    /// lost on the way): that gets the same tokens again. With `AUTH_COOKIES`, the token may
+    /// come in the session's cookie instead (with the `X-CSRF-Protection` header), which is
+    /// then rotated too, or cleared when refused.
+    async fn refresh(
+        &self,
+        ctx: &Context<'_>,
+        refresh_token: Option<String>,
+    ) -> AppResult<AuthPayload> {
+        let presented = Presented::of(ctx, refresh_token)?;
+        let refreshed = state(ctx)?
             .auth
-            .refresh(&refresh_token, caller_ip(ctx))
-            .await?;
-        Ok(AuthPayload(issued))
+            .refresh(presented.token(), caller_ip(ctx))
+            .await;
+        match refreshed {
+            Ok(issued) => AuthPayload::new(ctx, issued),
+            Err(err @ AppError::Unauthenticated(_)) => {
+                if presented.is_browser_session(ctx) {
+                    clear_cookie(ctx);
+                }
+                Err(err)
+            }
+            Err(err) => Err(err),
+        }
     }
 
-    /// Ends the session of this refresh token. False if it had already ended.
-    async fn logout(&self, ctx: &Context<'_>, refresh_token: String) -> AppResult<bool> {
-        state(ctx)?.auth.logout(&refresh_token).await
+    /// Ends the session of this refresh token (with `AUTH_COOKIES`, of the session's cookie
+    /// when absent, which it clears). False if it had already ended.
+    async fn logout(&self, ctx: &Context<'_>, refresh_token: Option<String>) -> AppResult<bool> {
+        let presented = Presented::of(ctx, refresh_token)?;
+        let ended = state(ctx)?.auth.logout(presented.token()).await?;
+        if presented.is_browser_session(ctx) {
+            clear_cookie(ctx);
+        }
+        Ok(ended)
     }
 
     /// Deletes the signed-in user's account, confirmed with its password: every session ends

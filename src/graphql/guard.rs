@@ -4,6 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use async_graphql::{Context, Guard};
+use secrecy::SecretString;
 
 use crate::{
     entity::user::Role,
@@ -18,6 +19,16 @@ pub struct Caller {
     pub ip: IpAddr,
     /// Its `User-Agent`, as a session keeps it (`service::auth::user_agent`).
     pub user_agent: Option<String>,
+    /// With `AUTH_COOKIES`, the refresh cookie the request carried (see `http::cookie`).
+    pub refresh_cookie: Option<RefreshCookie>,
+}
+
+/// The refresh token of a browser session's cookie.
+#[derive(Debug, Clone)]
+pub struct RefreshCookie {
+    pub token: SecretString,
+    /// Whether the request carried the CSRF header: a mutation may use the cookie only then.
+    pub csrf_header: bool,
 }
 
 /// The signed-in viewer, or UNAUTHENTICATED saying why not (missing, expired, revoked...).

@@ -6,7 +6,7 @@ use axum::{
     http::{HeaderMap, header, request::Parts},
 };
 
-use super::HttpState;
+use super::{HttpState, cookie};
 use crate::{
     graphql::guard::Caller,
     service::auth::{AuthError, user_agent},
@@ -32,9 +32,17 @@ impl FromRequestParts<HttpState> for Caller {
             .get(header::USER_AGENT)
             .and_then(|value| value.to_str().ok())
             .and_then(user_agent);
+        let refresh_cookie = http
+            .state
+            .config
+            .http
+            .auth_cookies
+            .then(|| cookie::refresh_cookie(&parts.headers))
+            .flatten();
         Ok(Caller {
             auth,
             user_agent,
+            refresh_cookie,
             ip: client_ip(
                 &parts.headers,
                 peer,

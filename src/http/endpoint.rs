@@ -15,7 +15,7 @@ use axum::{
 use serde::{Deserialize, Serialize};
 
 use super::{
-    HttpState,
+    HttpState, cookie,
     media::{self, ResponseType},
     playground,
     wire::{RequestParams, WireResponse, is_request_error},
@@ -76,7 +76,12 @@ pub async fn post(
         }))
         .await;
         let wire: Vec<WireResponse> = responses.iter().map(WireResponse::new).collect();
-        return json_response(media, StatusCode::OK, &wire);
+        let mut http_response = json_response(media, StatusCode::OK, &wire);
+        // Each operation's headers (a `Set-Cookie`), in order: a later one wins in the browser.
+        for response in responses {
+            append_headers(&mut http_response, response.http_headers);
+        }
+        return http_response;
     }
     let params: RequestParams = match serde_json::from_slice(&body) {
         Ok(params) => params,
@@ -105,9 +110,15 @@ pub async fn get(
     params: Result<Query<GetParams>, axum::extract::rejection::QueryRejection>,
     websocket: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    // The token of a socket comes in `connection_init`, not in the upgrade request.
+    // The token of a socket comes in `connection_init`, not in the upgrade request; the
+    // refresh cookie of a browser session may stand in for it, from a page of this site.
     if let Ok(websocket) = websocket {
-        return ws::upgrade(websocket, http, caller.ip);
+        let allowed = http.state.config.http.cors_origins.as_deref();
+        let cookie = caller
+            .refresh_cookie
+            .filter(|_| cookie::same_site(&headers, allowed))
+            .map(|cookie| cookie.token);
+        return ws::upgrade(websocket, http, caller.ip, cookie);
     }
     let params = params.ok().map(|Query(p)| p);
     let query = params.as_ref().and_then(|p| p.query.clone());
@@ -172,8 +183,19 @@ fn graphql_response(media: ResponseType, response: async_graphql::Response) -> R
         StatusCode::OK
     };
     let mut http_response = json_response(media, status, &WireResponse::new(&response));
-    http_response.headers_mut().extend(response.http_headers);
+    append_headers(&mut http_response, response.http_headers);
     http_response
+}
+
+/// Adds what resolvers set (`Context::append_http_header`), keeping every value of a name.
+fn append_headers(response: &mut Response, headers: HeaderMap) {
+    let mut name = None;
+    for (next, value) in headers {
+        name = next.or(name);
+        if let Some(name) = &name {
+            response.headers_mut().append(name.clone(), value);
+        }
+    }
 }
 
 fn json_response(media: ResponseType, status: StatusCode, body: &impl Serialize) -> Response {

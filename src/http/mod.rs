@@ -1,5 +1,6 @@
 //! The axum edge: routes, middleware, and the HTTP face of GraphQL.
 mod caller;
+pub mod cookie;
 mod endpoint;
 mod health;
 mod media;
@@ -83,8 +84,15 @@ pub fn router(state: AppState, schema: AppSchema) -> Router {
     let cors = CorsLayer::new()
         .allow_origin(origins)
         .allow_methods([Method::GET, Method::POST])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, REQUEST_ID])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            REQUEST_ID,
+            HeaderName::from_static(cookie::CSRF_HEADER),
+        ])
         .expose_headers([REQUEST_ID])
+        // The cookie goes only to the origins listed, never to any origin at all.
+        .allow_credentials(config.auth_cookies && config.cors_origins.is_some())
         .max_age(Duration::from_secs(3600));
 
     // Outermost first: a request id before anything logs, then the span that carries it.

@@ -8,6 +8,7 @@ mod cancelled;
 mod chat;
 mod closing;
 mod cluster;
+mod cookies;
 mod devices;
 mod failover;
 mod faults;

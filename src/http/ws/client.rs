@@ -20,6 +20,7 @@ use std::{
 use async_graphql::{Response, parser::types::OperationType};
 use axum::extract::ws::{Message, WebSocket};
 use futures_util::{StreamExt, stream::BoxStream};
+use secrecy::{ExposeSecret, SecretString};
 use tokio::time::sleep_until;
 use tokio_stream::StreamMap;
 use tokio_util::sync::WaitForCancellationFutureOwned;
@@ -37,7 +38,7 @@ use crate::{
         wire::{RequestParams, is_request_error},
     },
     service::{
-        auth::{AuthError, SessionWatch, TokenError, Viewer},
+        auth::{Auth, AuthError, SessionWatch, TokenError, Viewer},
         chat::Subscriber,
     },
 };
@@ -59,6 +60,8 @@ pub struct Client {
     protocol: Protocol,
     http: HttpState,
     ip: IpAddr,
+    /// The refresh cookie of a browser session, for a `connection_init` without a token.
+    cookie: Option<SecretString>,
     /// Set by `connection_init`; `None` until then.
     session: Option<Session>,
     /// This socket's place among its user's sockets, taken at `connection_init`.
@@ -109,12 +112,19 @@ async fn io(
 }
 
 impl Client {
-    pub fn new(socket: WebSocket, protocol: Protocol, http: HttpState, ip: IpAddr) -> Self {
+    pub fn new(
+        socket: WebSocket,
+        protocol: Protocol,
+        http: HttpState,
+        ip: IpAddr,
+        cookie: Option<SecretString>,
+    ) -> Self {
         Self {
             socket,
             protocol,
             http,
             ip,
+            cookie,
             session: None,
             claim: None,
             deadline: Instant::now(),
@@ -275,8 +285,9 @@ impl Client {
         let caller = Caller {
             auth: Ok(session.viewer.clone()),
             ip: self.ip,
-            // Nothing over the socket opens a session.
+            // Nothing over the socket opens a session, nor sets a cookie.
             user_agent: None,
+            refresh_cookie: None,
         };
         let mut request = match params.into_request(caller, &self.http.documents) {
             Ok(request) => request.data(self.subscriber.clone()),
@@ -328,7 +339,12 @@ impl Client {
         if self.session.is_some() {
             return Err(Close::TooManyInits);
         }
-        let viewer = self.authenticate(payload.as_ref())?;
+        let viewer = match (&self.cookie, payload.as_ref().and_then(token_in)) {
+            (Some(cookie), None) => {
+                authenticate_cookie(&self.http.state.auth, cookie.expose_secret()).await?
+            }
+            _ => self.authenticate(payload.as_ref())?,
+        };
         self.claim = Some(
             self.http
                 .sockets
@@ -447,6 +463,17 @@ fn is_too_big(err: &axum::Error) -> bool {
 fn expiry(viewer: &Viewer) -> Instant {
     let left = viewer.expires_at.saturating_mul(1000) - chrono::Utc::now().timestamp_millis();
     Instant::now() + Duration::from_millis(left.max(0) as u64)
+}
+
+/// A browser session's socket: its refresh cookie stands for an access token issued now.
+async fn authenticate_cookie(auth: &Auth, cookie: &str) -> Result<Viewer, Close> {
+    match auth.authenticate_refresh_token(cookie).await {
+        Ok(result) => result.map_err(Close::Auth),
+        Err(err) => {
+            tracing::error!(error = ?err, "authenticate a socket by its cookie");
+            Err(Close::Internal)
+        }
+    }
 }
 
 /// Completes when the socket's session is revoked; never before `connection_init`.

@@ -35,6 +35,8 @@ pub enum Close {
     Lost,
     /// The client said goodbye (legacy `connection_terminate`).
     Terminated,
+    /// The server failed (logged where it did); the client may try again.
+    Internal,
 }
 
 impl Close {
@@ -52,6 +54,7 @@ impl Close {
             Self::FellBehind | Self::TooManySockets => 1013,
             Self::Stalled | Self::Lost => 1006,
             Self::Terminated => 1000,
+            Self::Internal => 1011,
         }
     }
 
@@ -73,6 +76,7 @@ impl Close {
             Self::TooManySockets => "too many sockets for this user".into(),
             Self::Stalled | Self::Lost => String::new(),
             Self::Terminated => String::new(),
+            Self::Internal => "internal server error".into(),
         }
     }
 

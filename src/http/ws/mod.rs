@@ -12,6 +12,7 @@ pub use sockets::Sockets;
 use std::net::IpAddr;
 
 use axum::{extract::ws::WebSocketUpgrade, response::Response};
+use secrecy::SecretString;
 
 use super::HttpState;
 use protocol::Protocol;
@@ -21,7 +22,13 @@ use protocol::Protocol;
 /// needed, so an idle socket need not hold more.
 const READ_BUFFER: usize = 1024;
 
-pub fn upgrade(upgrade: WebSocketUpgrade, http: HttpState, ip: IpAddr) -> Response {
+/// `cookie`: the refresh token of a browser session, for a `connection_init` with no token.
+pub fn upgrade(
+    upgrade: WebSocketUpgrade,
+    http: HttpState,
+    ip: IpAddr,
+    cookie: Option<SecretString>,
+) -> Response {
     let max_message = http.state.config.http.max_body_bytes;
     upgrade
         .protocols([Protocol::TRANSPORT_WS, Protocol::LEGACY])
@@ -34,6 +41,6 @@ pub fn upgrade(upgrade: WebSocketUpgrade, http: HttpState, ip: IpAddr) -> Respon
             let protocol = Protocol::from_name(socket.protocol().and_then(|p| p.to_str().ok()));
             // Tracked, so that shutdown waits for every socket to say goodbye (1001).
             let tasks = http.state.tasks.clone();
-            tasks.track_future(client::Client::new(socket, protocol, http, ip).run())
+            tasks.track_future(client::Client::new(socket, protocol, http, ip, cookie).run())
         })
 }

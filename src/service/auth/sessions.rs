@@ -20,7 +20,7 @@ use sea_orm::{
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::{Auth, Device, Issued};
+use super::{Auth, AuthError, Device, Issued, TokenError, Viewer};
 use crate::{
     broker::Event,
     entity::{now, refresh_token, session, user},
@@ -131,6 +131,50 @@ impl Auth {
         Ok(Rotated::Issued(Box::new(
             self.issue(user, session.id, issued)?,
         )))
+    }
+
+    /// The viewer a refresh token stands for, without rotating it: how a browser's socket
+    /// signs in with its session cookie. The token must be its session's latest, or have been
+    /// exchanged within the reuse interval (another tab refreshing just then); the viewer
+    /// lasts as long as an access token issued now would. `Err` is a failure of the database.
+    pub async fn authenticate_refresh_token(
+        &self,
+        refresh_token: &str,
+    ) -> AppResult<Result<Viewer, AuthError>> {
+        let invalid = Ok(Err(AuthError::Token(TokenError::Invalid)));
+        if refresh_token.len() > MAX_REFRESH_TOKEN {
+            return invalid;
+        }
+        let found = refresh_token::Entity::find_by_id(hash_refresh_token(refresh_token))
+            .find_also_related(session::Entity)
+            .one(&self.db)
+            .await?;
+        let Some((stored, Some(session))) = found else {
+            return invalid;
+        };
+        if session.revoked_at.is_some() || self.revocations.is_revoked(&session.id) {
+            return Ok(Err(AuthError::Revoked));
+        }
+        let current = match stored.used_at {
+            None => stored.expires_at > now(),
+            Some(used_at) => now() - used_at <= self.reuse_interval,
+        };
+        if !current {
+            return Ok(Err(AuthError::Token(TokenError::Expired)));
+        }
+        let user = user::Entity::find_by_id(session.user_id)
+            .filter(user::Column::DeletedAt.is_null())
+            .one(&self.db)
+            .await?;
+        let Some(user) = user else {
+            return Ok(Err(AuthError::Revoked));
+        };
+        Ok(Ok(Viewer {
+            user_id: user.id,
+            session_id: session.id,
+            role: user.role,
+            expires_at: Utc::now().timestamp() + self.tokens.ttl().as_secs() as i64,
+        }))
     }
 
     /// Ends the session the refresh token belongs to. Any token of the chain will do, used or

@@ -31,8 +31,19 @@ impl TestApp {
 
     /// Opens a socket speaking `protocol` (`None`: no subprotocol header).
     pub async fn ws_with(&self, protocol: Option<&str>) -> Ws {
-        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        self.ws_with_headers(protocol, &[]).await
+    }
+
+    /// Opens a socket whose upgrade request carries `headers` too (as a browser's would).
+    pub async fn ws_with_headers(&self, protocol: Option<&str>, headers: &[(&str, &str)]) -> Ws {
+        use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderName};
         let mut request = self.ws_url().into_client_request().expect("ws request");
+        for (name, value) in headers {
+            request.headers_mut().insert(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                value.parse().unwrap(),
+            );
+        }
         if let Some(protocol) = protocol {
             request
                 .headers_mut()
