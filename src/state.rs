@@ -77,6 +77,7 @@ impl AppState {
             &config.auth,
             &config.limits,
         )?);
+        auth.prefetch_keys().await;
         let chat = Arc::new(Chat::new(
             pools,
             broker.clone(),

@@ -13,6 +13,7 @@ mod m20261209_000009_search;
 mod m20261210_000010_session_devices;
 mod m20261211_000011_email_tokens;
 mod m20261212_000012_totp;
+mod m20261213_000013_external_identities;
 
 pub struct Migrator;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261210_000010_session_devices::Migration),
             Box::new(m20261211_000011_email_tokens::Migration),
             Box::new(m20261212_000012_totp::Migration),
+            Box::new(m20261213_000013_external_identities::Migration),
         ]
     }
 }

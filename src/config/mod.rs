@@ -190,6 +190,30 @@ pub struct AuthConfig {
     pub verification_ttl: Duration,
     /// How long a mailed password-reset link works.
     pub password_reset_ttl: Duration,
+    /// An identity provider whose access tokens are accepted too.
+    pub external: Option<ExternalTokensConfig>,
+}
+
+/// An identity provider (`JWT_JWKS_URL`): its tokens are verified with the keys it publishes,
+/// and must name it (`iss`) and us (`aud`).
+#[derive(Debug, Clone)]
+pub struct ExternalTokensConfig {
+    pub jwks_url: String,
+    pub issuer: String,
+    pub audience: String,
+    /// The least time between two fetches of its keys, however many unknown key ids come.
+    pub refetch_after: Duration,
+}
+
+impl ExternalTokensConfig {
+    pub fn new(jwks_url: String) -> Self {
+        Self {
+            jwks_url,
+            issuer: String::new(),
+            audience: String::new(),
+            refetch_after: Duration::from_secs(30),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -256,6 +280,7 @@ impl Default for Config {
                 hash_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
                 verification_ttl: Duration::from_secs(24 * 3600),
                 password_reset_ttl: Duration::from_secs(3600),
+                external: None,
             },
             http: HttpConfig {
                 cors_origins: None,

@@ -6,7 +6,10 @@ use std::{path::PathBuf, str::FromStr, time::Duration};
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{Config, Environment, LogFormat, MAX_NESTING_LIMIT, MIN_SECRET_BYTES, SigningConfig};
+use super::{
+    Config, Environment, ExternalTokensConfig, LogFormat, MAX_NESTING_LIMIT, MIN_SECRET_BYTES,
+    SigningConfig,
+};
 
 pub(super) struct Variable {
     pub name: &'static str,
@@ -100,6 +103,33 @@ pub(super) const VARIABLES: &[Variable] = &[
         SigningConfig::Hs256(_) => Ok(()),
     }),
     var("JWT_ISSUER", |c, v| set_with(&mut c.auth.issuer, v, |v| Ok(v.into()))),
+    // An identity provider: the URL turns it on, and then both others are required.
+    var("JWT_JWKS_URL", |c, v| {
+        set_with(&mut c.auth.external, v, |v| match v.trim() {
+            url if url.starts_with("https://") || url.starts_with("http://") => {
+                Ok(Some(ExternalTokensConfig::new(url.into())))
+            }
+            _ => Err("expected an http:// or https:// URL".into()),
+        })
+    }),
+    var("JWT_EXTERNAL_ISSUER", |c, v| external(c, v, |e| &mut e.issuer))
+        .checked(|c| match &c.auth.external {
+            Some(e) if e.issuer.is_empty() => Err("required with JWT_JWKS_URL".into()),
+            // Tokens go to the provider's keys or ours by their `iss`.
+            Some(e) if e.issuer == c.auth.issuer => Err("must differ from JWT_ISSUER".into()),
+            _ => Ok(()),
+        }),
+    var("JWT_EXTERNAL_AUDIENCE", |c, v| external(c, v, |e| &mut e.audience))
+        .checked(|c| match &c.auth.external {
+            Some(e) if e.audience.is_empty() => Err("required with JWT_JWKS_URL".into()),
+            _ => Ok(()),
+        }),
+    var("JWT_JWKS_REFETCH_SECONDS", |c, v| match (&mut c.auth.external, v) {
+        (Some(e), v) => seconds(&mut e.refetch_after, v),
+        (None, None) => Ok(()),
+        (None, Some(_)) => Err("needs JWT_JWKS_URL".into()),
+    })
+    .checked(|c| c.auth.external.as_ref().map_or(Ok(()), |e| positive(&e.refetch_after))),
     var("ACCESS_TOKEN_TTL_SECONDS", |c, v| seconds(&mut c.auth.access_token_ttl, v))
         .checked(|c| positive(&c.auth.access_token_ttl)),
     var("REFRESH_TOKEN_TTL_SECONDS", |c, v| seconds(&mut c.auth.refresh_token_ttl, v))
@@ -263,6 +293,22 @@ fn choose<T: Copy>(
             format!("expected {}", words.join(" or "))
         })
     })
+}
+
+/// A setting of the identity provider, which `JWT_JWKS_URL` turns on.
+fn external(
+    c: &mut Config,
+    value: Option<&str>,
+    field: fn(&mut ExternalTokensConfig) -> &mut String,
+) -> Result<(), String> {
+    match (&mut c.auth.external, value) {
+        (_, None) => Ok(()),
+        (Some(external), Some(v)) => {
+            *field(external) = v.trim().into();
+            Ok(())
+        }
+        (None, Some(_)) => Err("needs JWT_JWKS_URL".into()),
+    }
 }
 
 /// A key file's path: EdDSA cannot sign without it.
@@ -442,6 +488,52 @@ mod tests {
             ("GRAPHQL_INTROSPECTION", " "),
         ];
         assert!(!from(&prod).unwrap().graphql.introspection);
+    }
+
+    #[test]
+    fn an_identity_provider_needs_its_issuer_and_audience() {
+        let url = ("JWT_JWKS_URL", "https://idp.example/.well-known/jwks.json");
+        let issuer = ("JWT_EXTERNAL_ISSUER", "https://idp.example/");
+        let audience = ("JWT_EXTERNAL_AUDIENCE", "chat-api");
+        for (vars, wanted) in [
+            (vec![url], "JWT_EXTERNAL_ISSUER: required with JWT_JWKS_URL"),
+            (
+                vec![url, issuer],
+                "JWT_EXTERNAL_AUDIENCE: required with JWT_JWKS_URL",
+            ),
+            (
+                vec![issuer, audience],
+                "JWT_EXTERNAL_ISSUER: needs JWT_JWKS_URL",
+            ),
+            (
+                vec![url, ("JWT_EXTERNAL_ISSUER", "chat-server"), audience],
+                "JWT_EXTERNAL_ISSUER: must differ from JWT_ISSUER",
+            ),
+            (
+                vec![("JWT_JWKS_URL", "idp.example/jwks"), issuer, audience],
+                "JWT_JWKS_URL: expected an http:// or https:// URL",
+            ),
+            (
+                vec![url, issuer, audience, ("JWT_JWKS_REFETCH_SECONDS", "0")],
+                "JWT_JWKS_REFETCH_SECONDS: must be positive",
+            ),
+        ] {
+            assert_eq!(from(&vars).unwrap_err().to_string(), wanted);
+        }
+        let external = from(&[url, issuer, audience])
+            .unwrap()
+            .auth
+            .external
+            .unwrap();
+        assert_eq!(
+            (
+                external.issuer.as_str(),
+                external.audience.as_str(),
+                external.refetch_after
+            ),
+            ("https://idp.example/", "chat-api", Duration::from_secs(30))
+        );
+        assert!(from(&[]).unwrap().auth.external.is_none());
     }
 
     #[test]

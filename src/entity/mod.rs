@@ -1,6 +1,7 @@
 //! SeaORM models, one per table. Rows only: GraphQL types are built from them in `graphql`,
 //! never derived on them (the user row holds a password hash).
 pub mod email_token;
+pub mod external_identity;
 pub mod last_seen;
 pub mod membership;
 pub mod message;

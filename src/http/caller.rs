@@ -21,7 +21,7 @@ impl FromRequestParts<HttpState> for Caller {
     ) -> Result<Self, Self::Rejection> {
         let auth = match bearer_token(&parts.headers) {
             None => Err(AuthError::Missing),
-            Some(token) => http.state.auth.authenticate(token),
+            Some(token) => http.state.auth.authenticate(token).await,
         };
         let peer = parts
             .extensions

@@ -14,6 +14,7 @@ mod failover;
 mod faults;
 mod graphql_http;
 mod health;
+mod identity_provider;
 mod limits;
 mod mail;
 mod malformed;

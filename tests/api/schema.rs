@@ -20,8 +20,11 @@ fn core_contract_types_are_present() {
         "me: User!",
         "register(input: RegisterInput!): AuthPayload!",
         "login(input: LoginInput!): AuthPayload!",
-        "refresh(refreshToken: String!): AuthPayload!",
-        "logout(refreshToken: String!): Boolean!",
+        // The contract's `refresh` and `logout`, their token widened to optional (a safe change
+        // of a schema: every call the contract allows means what it did). Absent, it comes
+        // from the browser session's cookie (`AUTH_COOKIES`).
+        "refresh(refreshToken: String): AuthPayload!",
+        "logout(refreshToken: String): Boolean!",
         // The contract's `logoutAll`, with an optional argument: without it, the same call.
         "logoutAll(exceptCurrent: Boolean = false): Int!",
     ] {

@@ -339,12 +339,8 @@ impl Client {
         if self.session.is_some() {
             return Err(Close::TooManyInits);
         }
-        let viewer = match (&self.cookie, payload.as_ref().and_then(token_in)) {
-            (Some(cookie), None) => {
-                authenticate_cookie(&self.http.state.auth, cookie.expose_secret()).await?
-            }
-            _ => self.authenticate(payload.as_ref())?,
-        };
+        let auth = &self.http.state.auth;
+        let viewer = authenticate(auth, payload.as_ref(), self.cookie.as_ref()).await?;
         self.claim = Some(
             self.http
                 .sockets
@@ -366,7 +362,7 @@ impl Client {
         if let (Some(current), Some(payload)) = (&self.session, payload.as_ref())
             && token_in(payload).is_some()
         {
-            let fresh = self.authenticate(Some(payload))?;
+            let fresh = authenticate(&self.http.state.auth, Some(payload), None).await?;
             if fresh.user_id != current.viewer.user_id {
                 return Err(Close::OtherUser);
             }
@@ -384,17 +380,6 @@ impl Client {
             _watch: watch,
             viewer,
         });
-    }
-
-    fn authenticate(&self, payload: Option<&serde_json::Value>) -> Result<Viewer, Close> {
-        let token = payload
-            .and_then(token_in)
-            .ok_or(Close::Auth(AuthError::Missing))?;
-        self.http
-            .state
-            .auth
-            .authenticate(token)
-            .map_err(Close::Auth)
     }
 
     async fn on_result(&mut self, id: String, result: Option<Response>) -> Step {
@@ -465,15 +450,22 @@ fn expiry(viewer: &Viewer) -> Instant {
     Instant::now() + Duration::from_millis(left.max(0) as u64)
 }
 
-/// A browser session's socket: its refresh cookie stands for an access token issued now.
-async fn authenticate_cookie(auth: &Auth, cookie: &str) -> Result<Viewer, Close> {
-    match auth.authenticate_refresh_token(cookie).await {
-        Ok(result) => result.map_err(Close::Auth),
-        Err(err) => {
-            tracing::error!(error = ?err, "authenticate a socket by its cookie");
-            Err(Close::Internal)
+/// The viewer of a `connection_init` (or re-auth `ping`) payload's token; without one, of
+/// the browser session's refresh cookie, which stands for an access token issued now.
+async fn authenticate(
+    auth: &Auth,
+    payload: Option<&serde_json::Value>,
+    cookie: Option<&SecretString>,
+) -> Result<Viewer, Close> {
+    let viewer = match (payload.and_then(token_in), cookie) {
+        (Some(token), _) => auth.authenticate(token).await,
+        (None, Some(cookie)) => {
+            auth.authenticate_refresh_token(cookie.expose_secret())
+                .await
         }
-    }
+        (None, None) => Err(AuthError::Missing),
+    };
+    viewer.map_err(Close::from)
 }
 
 /// Completes when the socket's session is revoked; never before `connection_init`.

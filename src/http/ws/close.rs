@@ -35,8 +35,18 @@ pub enum Close {
     Lost,
     /// The client said goodbye (legacy `connection_terminate`).
     Terminated,
-    /// The server failed (logged where it did); the client may try again.
+    /// The server failed (logged where it did); the client may try again. (Also what
+    /// `Auth(Unavailable)` becomes: see `From<AuthError>`.)
     Internal,
+}
+
+impl From<AuthError> for Close {
+    fn from(err: AuthError) -> Self {
+        match err {
+            AuthError::Unavailable => Self::Internal,
+            err => Self::Auth(err),
+        }
+    }
 }
 
 impl Close {
@@ -66,6 +76,7 @@ impl Close {
             Self::Auth(AuthError::Token(TokenError::Expired)) => "token expired".into(),
             Self::Auth(AuthError::Token(TokenError::Invalid)) => "invalid token".into(),
             Self::Auth(AuthError::Revoked) => "session revoked".into(),
+            Self::Auth(AuthError::Unavailable) | Self::Internal => "internal server error".into(),
             Self::OtherUser => "token is for another user".into(),
             Self::InitTimeout => "Connection initialisation timeout".into(),
             Self::DuplicateId(id) => format!("Subscriber for {id} already exists"),
@@ -76,7 +87,6 @@ impl Close {
             Self::TooManySockets => "too many sockets for this user".into(),
             Self::Stalled | Self::Lost => String::new(),
             Self::Terminated => String::new(),
-            Self::Internal => "internal server error".into(),
         }
     }
 

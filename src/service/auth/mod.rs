@@ -1,6 +1,8 @@
 //! Accounts: registration, login and access-token checks here; refresh-token rotation,
 //! logout and revocation in `sessions`; the sessions a user sees and ends, and password
-//! changes, in `devices`; account deletion in `deletion`.
+//! changes, in `devices`; account deletion in `deletion`; mailed links in `email`; two-factor
+//! login in `totp`; an identity provider's tokens in `jwks` (its keys) and `external` (its
+//! users).
 //!
 //! A login opens a session. The session holds a chain of refresh tokens: each is single use and
 //! exchanging it (`refresh`) yields the next one. A token that has already been exchanged, and
@@ -9,7 +11,9 @@
 mod deletion;
 mod devices;
 mod email;
+mod external;
 mod housekeeping;
+mod jwks;
 mod password;
 mod profile;
 mod sessions;
@@ -30,7 +34,9 @@ use uuid::Uuid;
 /// A socket's watch on its session (the broker's), as the transport holds it.
 pub use crate::broker::SessionWatch;
 pub use devices::{Device, MAX_SESSIONS_LISTED, user_agent};
+use external::ExternalUsers;
 pub use housekeeping::Purged;
+use jwks::KeySet;
 pub use password::PasswordHasher;
 pub use token::{LEEWAY_SECONDS, TokenError, TokenKeys, is_expired};
 pub use totp::{CHALLENGE_SECONDS, RECOVERY_CODES, TotpSetup};
@@ -72,6 +78,9 @@ pub enum AuthError {
     Token(#[from] TokenError),
     #[error("session revoked")]
     Revoked,
+    /// The check itself failed (the database); logged where it did.
+    #[error("could not check the access token")]
+    Unavailable,
 }
 
 impl AuthError {
@@ -81,13 +90,17 @@ impl AuthError {
             Self::Token(TokenError::Expired) => "access token expired",
             Self::Token(TokenError::Invalid) => "invalid access token",
             Self::Revoked => "session revoked",
+            Self::Unavailable => "could not check the access token",
         }
     }
 }
 
 impl From<AuthError> for AppError {
     fn from(err: AuthError) -> Self {
-        AppError::Unauthenticated(err.message())
+        match err {
+            AuthError::Unavailable => anyhow::anyhow!(err.message()).into(),
+            _ => AppError::Unauthenticated(err.message()),
+        }
     }
 }
 
@@ -135,6 +148,8 @@ pub struct Auth {
     challenge_seal: Seal,
     /// Names this service in authenticator apps (`JWT_ISSUER`).
     issuer: String,
+    /// The identity provider whose tokens are accepted too (`JWT_JWKS_URL`).
+    external: Option<ExternalUsers>,
 }
 
 /// How often a password may be tried. The tight limit is per account *and* address: a
@@ -200,7 +215,15 @@ impl Auth {
             broker,
             mailer,
         } = deps;
+        let external = match &config.external {
+            Some(provider) => Some(ExternalUsers::new(
+                KeySet::new(provider)?,
+                revocation_horizon(config),
+            )),
+            None => None,
+        };
         Ok(Self {
+            external,
             totp_seal: Seal::new(
                 tokens.derive_key("chat-server totp secret v1"),
                 "totp secret",
@@ -244,8 +267,33 @@ impl Auth {
         })
     }
 
-    /// Checks an access token: signature, claims, and the session's revocation. No database.
-    pub fn authenticate(&self, access_token: &str) -> Result<Viewer, AuthError> {
+    /// Fetches the identity provider's keys, if there is one: at start-up, before the first
+    /// token needs them.
+    pub async fn prefetch_keys(&self) {
+        if let Some(external) = &self.external {
+            external.keys().prefetch().await;
+        }
+    }
+
+    /// Checks an access token: ours, or the identity provider's (by its `iss`).
+    pub async fn authenticate(&self, access_token: &str) -> Result<Viewer, AuthError> {
+        if let Some(external) = &self.external
+            && KeySet::claims_issuer(access_token).as_deref() == Some(external.keys().issuer())
+        {
+            return match self.authenticate_external(external, access_token).await {
+                Ok(result) => result,
+                Err(err) => {
+                    tracing::error!(error = ?err, "authenticate an identity provider's token");
+                    Err(AuthError::Unavailable)
+                }
+            };
+        }
+        self.authenticate_own(access_token)
+    }
+
+    /// Checks one of our access tokens: signature, claims, and the session's revocation. No
+    /// database.
+    fn authenticate_own(&self, access_token: &str) -> Result<Viewer, AuthError> {
         let claims = self.tokens.verify(access_token)?;
         if self.revocations.is_revoked(&claims.sid) {
             return Err(AuthError::Revoked);

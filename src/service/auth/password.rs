@@ -130,6 +130,12 @@ impl PasswordHasher {
         Ok(hash)
     }
 
+    /// A hash that no password is known for: the dummy's, whose password was random and is
+    /// gone. For accounts that sign in elsewhere (an identity provider) until they set one.
+    pub fn unknowable(&self) -> String {
+        self.dummy_hash.to_string()
+    }
+
     /// Verifies against `stored`, or against the dummy hash when there is no such user, so
     /// both paths do the same work. Returns false for the dummy.
     pub async fn verify(&self, password: &Password, stored: Option<&str>) -> AppResult<bool> {

@@ -136,8 +136,21 @@ impl Auth {
     /// The viewer a refresh token stands for, without rotating it: how a browser's socket
     /// signs in with its session cookie. The token must be its session's latest, or have been
     /// exchanged within the reuse interval (another tab refreshing just then); the viewer
-    /// lasts as long as an access token issued now would. `Err` is a failure of the database.
+    /// lasts as long as an access token issued now would.
     pub async fn authenticate_refresh_token(
+        &self,
+        refresh_token: &str,
+    ) -> Result<Viewer, AuthError> {
+        self.check_refresh_token(refresh_token)
+            .await
+            .unwrap_or_else(|err| {
+                tracing::error!(error = ?err, "authenticate by a refresh cookie");
+                Err(AuthError::Unavailable)
+            })
+    }
+
+    /// `Err` is a failure of the database.
+    async fn check_refresh_token(
         &self,
         refresh_token: &str,
     ) -> AppResult<Result<Viewer, AuthError>> {
@@ -239,6 +252,7 @@ impl Auth {
             .map(|session| session.id)
             .collect();
         if !ids.is_empty() {
+            super::external::revoke_identities(txn, &ids).await?;
             self.broker.stage(txn, &Event::Revoked(ids.clone())).await?;
         }
         Ok(ids)
