@@ -29,6 +29,11 @@ db_tests! {
         ws.next("s").await;
         ws.send(json!({ "type": "bogus" })).await;
         assert_eq!(ws.closed().await.code, 4400);
+        // Methods a client makes up are one series, not one each.
+        for n in 0..200 {
+            let method = reqwest::Method::from_bytes(format!("INVENTED{n}").as_bytes()).unwrap();
+            app.client.request(method, app.graphql_url()).send().await.unwrap();
+        }
         let response = app.client.get(format!("{}/metrics", app.url)).send().await.unwrap();
         assert_eq!(response.status(), 200);
         assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
@@ -45,9 +50,11 @@ db_tests! {
             "ws_deliveries_total",
             "ws_closes_total{code=\"4400\"}",
             "chat_messages_sent_total",
+            "method=\"other\"",
         ] {
             assert!(text.contains(metric), "/metrics lacks {metric}:\n{text}");
         }
+        assert!(!text.contains("INVENTED"), "{text}");
     }
 
     async fn responses_carry_a_request_id(db) {
