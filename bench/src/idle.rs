@@ -41,6 +41,21 @@ pub struct IdleConfig {
     pub verify: bool,
     pub server_pid: Option<u32>,
     pub register_concurrency: usize,
+    /// What the sockets' RSS is counted from.
+    pub base: Base,
+}
+
+/// The RSS reading the sockets' cost is counted from. Set-up (registering users, making the
+/// room) frees memory that the sockets then reuse: counted from after it, a socket looks
+/// cheaper than on a server just deployed, which is what `Fresh` shows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Base {
+    /// The reading after set-up, just before the sockets open.
+    #[default]
+    AfterSetup,
+    /// The reading of the server as the bench found it, before any set-up.
+    Fresh,
 }
 
 impl Default for IdleConfig {
@@ -56,6 +71,7 @@ impl Default for IdleConfig {
             verify: true,
             server_pid: None,
             register_concurrency: 8,
+            base: Base::AfterSetup,
         }
     }
 }
@@ -77,7 +93,9 @@ pub struct IdleReport {
     pub server_rss_start_kib: Option<u64>,
     pub server_rss_before_kib: Option<u64>,
     pub server_rss_after_kib: Option<u64>,
+    /// Counted from `base`.
     pub rss_per_socket_kib: Option<f64>,
+    pub base: Base,
     pub bench_rss_kib: Option<u64>,
     /// Sockets that received the check message (`None` when not sent).
     pub verified: Option<u64>,
@@ -167,7 +185,11 @@ pub async fn run(config: IdleConfig) -> Result<IdleReport> {
         first_lost.get_or_insert_with(|| e.to_string());
     }
 
-    let rss_per_socket_kib = match (rss_before, rss_after) {
+    let base = match config.base {
+        Base::AfterSetup => rss_before,
+        Base::Fresh => rss_start,
+    };
+    let rss_per_socket_kib = match (base, rss_after) {
         (Some(before), Some(after)) if opened.opened > 0 => {
             Some((after as f64 - before as f64) / opened.opened as f64)
         }
@@ -188,6 +210,7 @@ pub async fn run(config: IdleConfig) -> Result<IdleReport> {
         server_rss_before_kib: rss_before,
         server_rss_after_kib: rss_after,
         rss_per_socket_kib,
+        base: config.base,
         bench_rss_kib,
         verified,
         lost,
@@ -308,7 +331,11 @@ impl fmt::Display for IdleReport {
                     f,
                     "  server RSS: {start} KiB at start, {before} KiB after set-up, {after} KiB with the sockets"
                 )?;
-                writeln!(f, "  server RSS per socket: {per_socket}")?;
+                let from = match self.base {
+                    Base::AfterSetup => "after set-up",
+                    Base::Fresh => "from the fresh process",
+                };
+                writeln!(f, "  server RSS per socket ({from}): {per_socket}")?;
             }
             _ => writeln!(f, "  server RSS: not measured (pass --server-pid)")?,
         }

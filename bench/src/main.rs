@@ -108,6 +108,10 @@ struct IdleArgs {
     /// Do not send the check message that proves every subscription is live.
     #[arg(long)]
     no_verify: bool,
+    /// Count the sockets' RSS from after set-up, or from the server as first found (run it
+    /// on a freshly started server: what an operator sees after a deploy).
+    #[arg(long, value_enum, default_value_t = idle::Base::AfterSetup)]
+    base: idle::Base,
     #[command(flatten)]
     sockets_opts: SocketArgs,
     #[command(flatten)]
@@ -263,6 +267,7 @@ async fn run(cli: Cli) -> Result<()> {
                 verify: !a.no_verify,
                 server_pid,
                 register_concurrency: a.setup.register_concurrency,
+                base: a.base,
             };
             print(json, &idle::run(config).await?)
         }
