@@ -22,6 +22,8 @@ async fn start_server() -> Server {
         dir.path().join("bench.db").display()
     )
     .into();
+    // The verification mails of the users it registers: with the database, not in the tree.
+    config.mail.outbox_dir = dir.path().join("mail");
     // Load from one address (a login storm, one sender) would otherwise be, correctly, rate
     // limited; so would the sockets that share a user.
     config.limits = chat_server::config::RateLimits::unlimited();
