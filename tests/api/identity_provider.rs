@@ -158,6 +158,13 @@ db_tests! {
         let ec_key = EncodingKey::from_ec_pem(&std::fs::read(idp("es256-private.pem")).unwrap()).unwrap();
         let posing = jsonwebtoken::encode(&wrong_alg, &claims, &ec_key).unwrap();
         app.me(&posing).await.expect_code("UNAUTHENTICATED");
+        // Longer than any provider's token (8 KiB): 10 times over HTTP, 100 times in
+        // `connection_init` (1,000 times is past the socket's message limit: `bounds`).
+        let padded = |times: usize| format!("{rs256}{}", "x".repeat(8192 * times - rs256.len()));
+        assert_eq!(app.me(&padded(10)).await.message(), Some("invalid access token"));
+        let mut socket = app.ws().await;
+        socket.send(json!({ "type": "connection_init", "payload": { "token": padded(100) } })).await;
+        assert_eq!(socket.closed().await, Closed { code: 4403, reason: "invalid token".into() });
 
         // A thousand tokens naming keys nobody published, 10 and 1,000 times what a rotation
         // needs: each refused, and at most one fetch per interval (one second here).
