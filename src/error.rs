@@ -158,6 +158,11 @@ impl ErrorExtensions for AppError {
     }
 }
 
+/// Whether the database refused a write for a duplicate key (any unique index).
+pub fn is_unique_violation(err: &DbErr) -> bool {
+    matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
 /// Turns the violation of one of `indexes` (name, column) into a `CONFLICT` on `field`, like
 /// realworld-axum-sqlx's `on_constraint`. Postgres names the index in its message; SQLite names
 /// `table.column` for a column index and the index itself for an expression index, so we

@@ -146,15 +146,9 @@ impl Auth {
         let token = token.to_owned();
         detached(async move {
             let txn = begin_write(&this.writer).await?;
-            let claimed = this
+            let (claimed, account) = this
                 .claim(&txn, &token, &[Purpose::Verify, Purpose::Change])
                 .await?;
-            let account = user::Entity::find_by_id(claimed.user_id)
-                .filter(user::Column::DeletedAt.is_null())
-                .lock_exclusive()
-                .one(&txn)
-                .await?
-                .ok_or_else(|| AppError::bad_input("token", BAD_TOKEN))?;
             let moving = claimed.purpose == Purpose::Change && claimed.email != account.email;
             // The address changed since the mail went out: the link proves nothing now.
             if !moving && claimed.email != account.email {
@@ -236,13 +230,7 @@ impl Auth {
         let (this, token) = (self.clone(), token.to_owned());
         let (user_id, ended) = detached(async move {
             let txn = begin_write(&this.writer).await?;
-            let claimed = this.claim(&txn, &token, &[Purpose::Reset]).await?;
-            let account = user::Entity::find_by_id(claimed.user_id)
-                .filter(user::Column::DeletedAt.is_null())
-                .lock_exclusive()
-                .one(&txn)
-                .await?
-                .ok_or_else(|| AppError::bad_input("token", BAD_TOKEN))?;
+            let (claimed, account) = this.claim(&txn, &token, &[Purpose::Reset]).await?;
             let mut update = user::Entity::update_many()
                 .col_expr(user::Column::PasswordHash, Expr::value(password_hash))
                 .filter(user::Column::Id.eq(account.id));
@@ -282,17 +270,18 @@ impl Auth {
             .ok_or_else(|| AppError::bad_input("token", BAD_TOKEN))
     }
 
-    /// Takes the token out of the database, once: of two uses at once, one finds it.
+    /// Takes the token out of the database, once (of two uses at once, one finds it), and
+    /// its account, locked until `txn` ends.
     async fn claim(
         &self,
         txn: &impl ConnectionTrait,
         token: &str,
         purposes: &[Purpose],
-    ) -> AppResult<email_token::Model> {
+    ) -> AppResult<(email_token::Model, user::Model)> {
         if token.len() > MAX_TOKEN {
             return Err(AppError::bad_input("token", BAD_TOKEN));
         }
-        email_token::Entity::delete_many()
+        let claimed = email_token::Entity::delete_many()
             .filter(email_token::Column::TokenHash.eq(hash_token(token)))
             .filter(email_token::Column::Purpose.is_in(purposes.iter().copied()))
             .filter(email_token::Column::ExpiresAt.gt(now()))
@@ -300,7 +289,14 @@ impl Auth {
             .await?
             .into_iter()
             .next()
-            .ok_or_else(|| AppError::bad_input("token", BAD_TOKEN))
+            .ok_or_else(|| AppError::bad_input("token", BAD_TOKEN))?;
+        let account = user::Entity::find_by_id(claimed.user_id)
+            .filter(user::Column::DeletedAt.is_null())
+            .lock_exclusive()
+            .one(txn)
+            .await?
+            .ok_or_else(|| AppError::bad_input("token", BAD_TOKEN))?;
+        Ok((claimed, account))
     }
 }
 

@@ -16,8 +16,8 @@ use std::{
 
 use lru::LruCache;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
-    QueryFilter, SqlErr, sea_query::Expr,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+    sea_query::Expr,
 };
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -25,11 +25,12 @@ use uuid::Uuid;
 use super::{
     Auth, AuthError, TokenError, Viewer,
     jwks::{ExternalClaims, KeySet},
+    sessions,
 };
 use crate::{
     domain::{Email, Username},
     entity::{external_identity, now, session, user, user::Role},
-    error::AppResult,
+    error::{AppResult, is_unique_violation},
     service::begin_write,
 };
 
@@ -289,24 +290,9 @@ impl Auth {
     }
 }
 
-fn is_unique_violation(err: &DbErr) -> bool {
-    matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
-}
-
 /// A session for a subject's tokens: no refresh tokens (the provider refreshes them).
 async fn insert_session(conn: &impl ConnectionTrait, user_id: Uuid) -> AppResult<Uuid> {
-    let session = session::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        user_id: Set(user_id),
-        created_at: Set(now()),
-        revoked_at: Set(None),
-        last_used_at: Set(None),
-        user_agent: Set(Some("identity provider".into())),
-        client_ip: Set(None),
-    }
-    .insert(conn)
-    .await?;
-    Ok(session.id)
+    sessions::insert_session(conn, user_id, Some("identity provider".into()), None).await
 }
 
 /// Marks the identities whose sessions `ids` were just revoked: their tokens issued until now

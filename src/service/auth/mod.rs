@@ -172,6 +172,18 @@ impl LoginLimits {
     }
 }
 
+/// A check that needed the database: its failure is logged here, and the caller is told only
+/// that the credentials could not be checked.
+fn or_unavailable(
+    checked: AppResult<Result<Viewer, AuthError>>,
+    what: &'static str,
+) -> Result<Viewer, AuthError> {
+    checked.unwrap_or_else(|err| {
+        tracing::error!(error = ?err, "{what}");
+        Err(AuthError::Unavailable)
+    })
+}
+
 /// How long a revoked session can still have unexpired access tokens: the revocation set must
 /// remember it that long.
 pub fn revocation_horizon(config: &AuthConfig) -> Duration {
@@ -280,13 +292,8 @@ impl Auth {
         if let Some(external) = &self.external
             && KeySet::claims_issuer(access_token).as_deref() == Some(external.keys().issuer())
         {
-            return match self.authenticate_external(external, access_token).await {
-                Ok(result) => result,
-                Err(err) => {
-                    tracing::error!(error = ?err, "authenticate an identity provider's token");
-                    Err(AuthError::Unavailable)
-                }
-            };
+            let checked = self.authenticate_external(external, access_token).await;
+            return or_unavailable(checked, "authenticate an identity provider's token");
         }
         self.authenticate_own(access_token)
     }

@@ -141,12 +141,8 @@ impl Auth {
         &self,
         refresh_token: &str,
     ) -> Result<Viewer, AuthError> {
-        self.check_refresh_token(refresh_token)
-            .await
-            .unwrap_or_else(|err| {
-                tracing::error!(error = ?err, "authenticate by a refresh cookie");
-                Err(AuthError::Unavailable)
-            })
+        let checked = self.check_refresh_token(refresh_token).await;
+        super::or_unavailable(checked, "authenticate by a refresh cookie")
     }
 
     /// `Err` is a failure of the database.
@@ -277,20 +273,12 @@ impl Auth {
         user_id: Uuid,
         device: &Device,
     ) -> AppResult<(Uuid, StoredToken)> {
-        let session = session::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            user_id: Set(user_id),
-            created_at: Set(now()),
-            revoked_at: Set(None),
-            last_used_at: Set(None),
-            user_agent: Set(device.user_agent.clone()),
-            client_ip: Set(Some(device.ip.to_string())),
-        }
-        .insert(conn)
-        .await?;
+        let client_ip = Some(device.ip.to_string());
+        let session_id =
+            insert_session(conn, user_id, device.user_agent.clone(), client_ip).await?;
         let first = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
-        let stored = self.store_refresh_token(conn, session.id, first).await?;
-        Ok((session.id, stored))
+        let stored = self.store_refresh_token(conn, session_id, first).await?;
+        Ok((session_id, stored))
     }
 
     async fn store_refresh_token(
@@ -362,4 +350,25 @@ enum Rotated {
 /// enough: there is nothing to brute-force, only a stolen database to make useless.
 fn hash_refresh_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A session's row: live, never refreshed, opened by this user agent from this address.
+pub(super) async fn insert_session(
+    conn: &impl ConnectionTrait,
+    user_id: Uuid,
+    user_agent: Option<String>,
+    client_ip: Option<String>,
+) -> AppResult<Uuid> {
+    let session = session::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        user_id: Set(user_id),
+        created_at: Set(now()),
+        revoked_at: Set(None),
+        last_used_at: Set(None),
+        user_agent: Set(user_agent),
+        client_ip: Set(client_ip),
+    }
+    .insert(conn)
+    .await?;
+    Ok(session.id)
 }

@@ -17,7 +17,7 @@ use crate::{
     broker::{Event, RoomEvent},
     domain::{ClientMsgId, MessageBody},
     entity::{message, now, room, user},
-    error::{AppError, AppResult},
+    error::{AppError, AppResult, is_unique_violation},
     service::{Direction, Window, auth::Viewer, begin_write, detached},
 };
 
@@ -159,12 +159,7 @@ impl Chat {
         let stored = match (inserted, &new.client_msg_id) {
             (Ok(stored), _) => stored,
             // The same send raced itself (a client retry): the other one won.
-            (Err(err), Some(client_msg_id))
-                if matches!(
-                    err.sql_err(),
-                    Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-                ) =>
-            {
+            (Err(err), Some(client_msg_id)) if is_unique_violation(&err) => {
                 txn.rollback().await?;
                 let existing = self
                     .find_sent(author.id, client_msg_id)
