@@ -264,8 +264,11 @@ fn other_order() -> AppError {
 pub struct CreateRoomInput {
     /// 1–100 characters.
     name: String,
-    #[graphql(default = false)]
-    is_private: bool,
+    /// A private room is read by its members only, who join by invitation (`addMembers`).
+    /// Left out or `null`: a public room.
+    // Nullable with a default (`Boolean = false`), as the contract has it.
+    #[graphql(default_with = "Some(false)")]
+    is_private: Option<bool>,
 }
 
 /// What to change; what is left out stays as it is.
@@ -358,7 +361,7 @@ impl RoomMutation {
         let name = RoomName::parse("name", &input.name)?;
         let room = state(ctx)?
             .chat
-            .create_room(viewer(ctx)?, name, input.is_private)
+            .create_room(viewer(ctx)?, name, input.is_private.unwrap_or(false))
             .await?;
         Ok(Room(room))
     }

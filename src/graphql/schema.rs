@@ -1,5 +1,5 @@
 //! Merges the per-domain roots into one schema.
-use async_graphql::{MergedObject, MergedSubscription, Schema, SchemaBuilder};
+use async_graphql::{MergedObject, MergedSubscription, SDLExportOptions, Schema, SchemaBuilder};
 
 use super::{
     auth::AuthMutation,
@@ -8,7 +8,7 @@ use super::{
     loaders::Loaders,
     member::MemberMutation,
     message::{MessageMutation, MessageQuery, MessageSubscription},
-    pipeline::{ErrorCodes, WriteLimits},
+    pipeline::{ErrorCodes, NoSchemaDescription, WriteLimits},
     room::{RoomMutation, RoomQuery},
     session::{SessionMutation, SessionQuery},
     totp::TotpMutation,
@@ -42,6 +42,7 @@ fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
         Subscription::default(),
     )
     .extension(ErrorCodes)
+    .extension(NoSchemaDescription)
 }
 
 /// The serving schema, with the state its resolvers use and the configured limits.
@@ -65,6 +66,9 @@ pub fn build(state: AppState) -> AppSchema {
 }
 
 /// The schema in SDL: what `chat-server print-schema` prints and `schema.graphql` holds.
+/// With `@specifiedBy` on the scalars that have it, as introspection reports them.
 pub fn sdl() -> String {
-    builder().finish().sdl()
+    builder()
+        .finish()
+        .sdl_with_options(SDLExportOptions::new().include_specified_by())
 }

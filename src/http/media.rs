@@ -23,14 +23,19 @@ impl ResponseType {
 }
 
 /// The response type to answer with, or `None` if the client accepts neither (406).
-/// No `Accept` header means `application/graphql-response+json` (the spec's choice since
-/// 2025); on equal preference we answer with it too.
+///
+/// A client that names `application/graphql-response+json` gets it (on equal preference
+/// too). One that names neither type, with `*/*` or no `Accept` at all (curl, older
+/// clients), gets `application/json`, as the `graphql-http` audit asks: such a client may not
+/// know the newer type, and under `application/json` every GraphQL response is a 200 it can
+/// read as before.
 pub fn negotiate(headers: &HeaderMap) -> Option<ResponseType> {
     let Some(accept) = headers.get(header::ACCEPT) else {
-        return Some(ResponseType::GraphqlResponseJson);
+        return Some(ResponseType::Json);
     };
     let accept = accept.to_str().ok()?;
-    let (mut graphql, mut json) = (0.0f32, 0.0f32);
+    // The quality of each type named outright, and of the wildcards that cover both.
+    let (mut graphql, mut json, mut any) = (None, None, None);
     for range in accept.split(',') {
         let mut parts = range.split(';');
         let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
@@ -38,22 +43,22 @@ pub fn negotiate(headers: &HeaderMap) -> Option<ResponseType> {
             .filter_map(|p| p.trim().strip_prefix("q="))
             .find_map(|q| q.trim().parse::<f32>().ok())
             .unwrap_or(1.0);
-        let (g, j) = match media.as_str() {
-            "application/graphql-response+json" => (true, false),
-            "application/json" => (false, true),
-            "*/*" | "application/*" => (true, true),
-            _ => (false, false),
+        let slot = match media.as_str() {
+            "application/graphql-response+json" => &mut graphql,
+            "application/json" => &mut json,
+            "*/*" | "application/*" => &mut any,
+            _ => continue,
         };
-        if g {
-            graphql = graphql.max(q);
-        }
-        if j {
-            json = json.max(q);
-        }
+        *slot = Some(slot.map_or(q, |old: f32| old.max(q)));
     }
+    // A type named outright takes its own quality, not a wildcard's (RFC 9110, 12.5.1).
+    let named = graphql.is_some();
+    let graphql = graphql.or(any).unwrap_or(0.0);
+    let json = json.or(any).unwrap_or(0.0);
     match (graphql, json) {
         (g, j) if g <= 0.0 && j <= 0.0 => None,
-        (g, j) if g >= j => Some(ResponseType::GraphqlResponseJson),
+        // On equal preference, the newer type only when the client named it.
+        (g, j) if g > j || (g == j && named) => Some(ResponseType::GraphqlResponseJson),
         _ => Some(ResponseType::Json),
     }
 }
@@ -99,13 +104,28 @@ mod tests {
     #[test]
     fn negotiation() {
         use ResponseType::*;
-        assert_eq!(negotiate(&HeaderMap::new()), Some(GraphqlResponseJson));
+        assert_eq!(negotiate(&HeaderMap::new()), Some(Json));
         assert_eq!(accept("application/json"), Some(Json));
         assert_eq!(
             accept("application/graphql-response+json"),
             Some(GraphqlResponseJson)
         );
-        assert_eq!(accept("*/*"), Some(GraphqlResponseJson));
+        assert_eq!(accept("*/*"), Some(Json));
+        assert_eq!(accept("application/*"), Some(Json));
+        assert_eq!(
+            accept("application/graphql-response+json, application/json"),
+            Some(GraphqlResponseJson)
+        );
+        assert_eq!(
+            accept("application/graphql-response+json, */*;q=0.1"),
+            Some(GraphqlResponseJson)
+        );
+        assert_eq!(accept("application/json, */*"), Some(Json));
+        // A wildcard does not raise a type the client ruled out.
+        assert_eq!(
+            accept("application/json;q=0, */*"),
+            Some(GraphqlResponseJson)
+        );
         assert_eq!(
             accept("application/graphql-response+json;q=0.5, application/json"),
             Some(Json)

@@ -15,6 +15,7 @@ mod faults;
 mod graphql_http;
 mod health;
 mod identity_provider;
+mod introspection;
 mod limits;
 mod mail;
 mod malformed;

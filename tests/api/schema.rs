@@ -27,6 +27,9 @@ fn core_contract_types_are_present() {
         "logout(refreshToken: String): Boolean!",
         // The contract's `logoutAll`, with an optional argument: without it, the same call.
         "logoutAll(exceptCurrent: Boolean = false): Int!",
+        // Nullable with a default, as the contract's `CreateRoomInput` has it.
+        "isPrivate: Boolean = false\n}",
+        "scalar DateTime @specifiedBy(url: ",
     ] {
         assert!(sdl.contains(expected), "schema lacks `{expected}`");
     }

@@ -29,6 +29,9 @@ db_tests! {
         // An explicitly private room stays private.
         let answer = create_room_raw(&app, &alice, json!({ "name": "secret", "isPrivate": true })).await;
         assert_eq!(answer.ok()["createRoom"]["isPrivate"], true);
+        // `isPrivate: Boolean = false`: an explicit null is the default, as the contract has it.
+        let answer = create_room_raw(&app, &alice, json!({ "name": "open", "isPrivate": null })).await;
+        assert_eq!(answer.ok()["createRoom"]["isPrivate"], false);
     }
 
     async fn room_names_are_validated_in_characters(db) {

@@ -43,8 +43,19 @@ impl TestApp {
     }
 }
 
+/// Sends what current GraphQL clients send, `Accept: application/graphql-response+json, …`,
+/// under which a request error is a 4xx: the tests check statuses as such clients see them.
 fn test_client() -> reqwest::Client {
+    let accept = "application/graphql-response+json, application/json;q=0.9";
     reqwest::Client::builder()
+        .default_headers(
+            [(
+                reqwest::header::ACCEPT,
+                reqwest::header::HeaderValue::from_static(accept),
+            )]
+            .into_iter()
+            .collect(),
+        )
         .timeout(Duration::from_secs(30))
         .build()
         .expect("http client")
