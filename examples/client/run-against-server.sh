@@ -29,6 +29,7 @@ stop_server() {
     rm -rf "$tmp"
 }
 trap stop_server EXIT
+trap 'exit 130' INT TERM
 
 # A port nobody listens on now (the server binds it a moment later).
 port=$(node -e '
