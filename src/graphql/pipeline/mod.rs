@@ -1,6 +1,7 @@
-//! What happens to a request around the resolvers, in the order it happens: the text is
-//! scanned (`scan`) and parsed once per distinct document (`document`), the parsed document is
-//! checked against the document limits (`limits`); then, inside async-graphql, variables are
+//! What happens to a request around the resolvers, in the order it happens: the document is
+//! found by its hash (`persisted`), or its text is scanned (`scan`) and parsed once per
+//! distinct document (`document`), the parsed document is checked against the document limits
+//! (`limits`); then, inside async-graphql, variables are
 //! coerced (`variables`), every mutation field counts against the write limits (`writes`), and
 //! every error leaves with its `extensions.code` (`codes`).
 //!
@@ -8,10 +9,12 @@
 mod codes;
 mod document;
 mod limits;
+mod persisted;
 mod scan;
 mod variables;
 mod writes;
 
 pub use codes::{ErrorCodes, refused};
 pub use document::{Documents, selected_operation};
+pub use persisted::{DocumentHash, is_persisted_miss};
 pub use writes::WriteLimits;
