@@ -199,10 +199,13 @@ pub async fn get(
 
 fn graphql_response(media: ResponseType, response: async_graphql::Response) -> Response {
     // A hash the server does not hold is a step of the APQ protocol, not a failed request:
-    // 200 under either media type, as Apollo Server answers it. Apollo Client up to version 3
-    // turns persisted queries off for good on a 400 (its default `disable`), and older links
-    // only read errors from a 2xx body: a 4xx here would cost APQ clients their retry with
-    // the full text. Never cached, since the next request for that hash may well succeed.
+    // 200 under either media type, as Apollo Server 4 answers it, although the
+    // GraphQL-over-HTTP spec wants a 4xx for a `graphql-response+json` answer without data.
+    // Apollo Client up to version 3 turns persisted queries off for good on a 400 (its
+    // default `disable`), and older links read errors only from a 2xx body: a 4xx here would
+    // cost APQ clients their retry with the text. An allow-list's refusal has the same code,
+    // so the same answer (such a client retries once with the text, refused again). Never
+    // cached: the next request for that hash may well succeed.
     let miss = is_persisted_miss(&response);
     let status =
         if media == ResponseType::GraphqlResponseJson && is_request_error(&response) && !miss {
