@@ -23,6 +23,12 @@ pub enum ErrorCode {
     InternalServerError,
     GraphqlParseFailed,
     GraphqlValidationFailed,
+    /// A document asked for by its hash that the server does not hold (Apollo's automatic
+    /// persisted queries: the client sends it whole next), or, with an allow-list, any
+    /// document not on it.
+    PersistedQueryNotFound,
+    /// A document asked for by its hash while the server keeps none (`GRAPHQL_DOCUMENT_CACHE=0`).
+    PersistedQueryNotSupported,
 }
 
 impl ErrorCode {
@@ -38,6 +44,8 @@ impl ErrorCode {
             Self::InternalServerError => "INTERNAL_SERVER_ERROR",
             Self::GraphqlParseFailed => "GRAPHQL_PARSE_FAILED",
             Self::GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
+            Self::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
+            Self::PersistedQueryNotSupported => "PERSISTED_QUERY_NOT_SUPPORTED",
         }
     }
 }

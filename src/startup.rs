@@ -5,7 +5,7 @@ use anyhow::Context;
 use axum::{Router, serve::ListenerExt};
 use tokio::net::TcpListener;
 
-use crate::{config::Config, db, graphql, http, state::AppState};
+use crate::{config::Config, db, graphql, graphql::pipeline::Documents, http, state::AppState};
 
 pub struct Application {
     listener: TcpListener,
@@ -19,6 +19,8 @@ impl Application {
     /// Validates the config, connects, migrates, and binds; serving starts with `run`.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         config.validate()?;
+        // An allow-list that cannot be read stops the server before it touches anything.
+        let documents = Documents::new(&config.graphql)?;
         // Before anything records a metric, so nothing recorded is lost.
         crate::telemetry::metrics();
         db::migrate(&config.database).await?;
@@ -26,7 +28,7 @@ impl Application {
         let bind_addr = config.bind_addr;
         let state = AppState::new(config, pools).await?;
         let schema = graphql::build(state.clone());
-        let router = http::router(state.clone(), schema);
+        let router = http::router(state.clone(), schema, documents);
         let listener = TcpListener::bind(bind_addr)
             .await
             .with_context(|| format!("bind {bind_addr} (BIND_ADDR)"))?;

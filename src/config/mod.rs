@@ -61,6 +61,12 @@ pub struct GraphqlConfig {
     pub max_batch: usize,
     /// `__schema` and `__type` (`__typename` always works). Off by default in production.
     pub introspection: bool,
+    /// Distinct documents kept parsed, by the sha256 of their text: the store that automatic
+    /// persisted queries find a hash in. 0 keeps none, which turns them off.
+    pub document_cache: usize,
+    /// An allow-list (`PERSISTED_OPERATIONS_FILE`): a JSON object of sha256 → document, read
+    /// and checked at start. With it, no other document runs.
+    pub persisted_operations: Option<PathBuf>,
 }
 
 /// Requests per minute, per key, in a burst or spread out; 0 disables a limit.
@@ -318,6 +324,8 @@ impl Default for Config {
                 max_directives: 50,
                 max_batch: 16,
                 introspection: true,
+                document_cache: 1024,
+                persisted_operations: None,
             },
             limits: RateLimits {
                 login_per_account_ip: 10,
@@ -450,6 +458,29 @@ mod tests {
             let err = from(&vars).unwrap_err().to_string();
             assert_eq!(err, format!("GRAPHQL_MAX_NESTING: {wanted}"));
         }
+    }
+
+    #[test]
+    fn documents_are_cached_unless_asked_not_to_and_an_allow_list_is_a_path() {
+        let config = from(&[]).unwrap();
+        assert_eq!(config.graphql.document_cache, 1024);
+        assert_eq!(config.graphql.persisted_operations, None);
+        let config = from(&[
+            ("GRAPHQL_DOCUMENT_CACHE", "0"),
+            ("PERSISTED_OPERATIONS_FILE", "web/persisted-documents.json"),
+        ])
+        .unwrap();
+        assert_eq!(config.graphql.document_cache, 0);
+        // The file is read at start (`startup`), not here: this one need not exist.
+        assert_eq!(
+            config.graphql.persisted_operations,
+            Some(PathBuf::from("web/persisted-documents.json"))
+        );
+        let err = from(&[("GRAPHQL_DOCUMENT_CACHE", "-1")]).unwrap_err();
+        assert!(
+            err.to_string().starts_with("GRAPHQL_DOCUMENT_CACHE: "),
+            "{err}"
+        );
     }
 
     #[test]

@@ -246,6 +246,11 @@ pub(super) const VARIABLES: &[Variable] = &[
         };
         Ok(())
     }),
+    var("GRAPHQL_DOCUMENT_CACHE", |c, v| set(&mut c.graphql.document_cache, v)),
+    // Read, and each entry checked, at start (`startup`): a bad file stops the server there.
+    var("PERSISTED_OPERATIONS_FILE", |c, v| {
+        set_with(&mut c.graphql.persisted_operations, v, |v| Ok(Some(v.into())))
+    }),
     var("SHUTDOWN_GRACE_SECONDS", |c, v| seconds(&mut c.shutdown_grace, v)),
     var("LOG_FORMAT", |c, v| {
         let choices = [(&["pretty"][..], LogFormat::Pretty), (&["json"], LogFormat::Json)];
@@ -422,6 +427,7 @@ mod tests {
             "JWT_PRIVATE_KEY_FILE",
             "JWT_PUBLIC_KEY_FILE",
             "MAIL_OUTBOX_DIR",
+            "PERSISTED_OPERATIONS_FILE",
         ];
         assert_eq!(accepted, BTreeSet::from(free));
     }

@@ -23,7 +23,10 @@ use super::{
 };
 use crate::{
     error::ErrorCode,
-    graphql::{guard::Caller, pipeline::selected_operation},
+    graphql::{
+        guard::Caller,
+        pipeline::{is_persisted_miss, selected_operation},
+    },
 };
 
 pub async fn post(
@@ -94,13 +97,15 @@ pub async fn post(
     graphql_response(media, response)
 }
 
-/// GET parameters arrive as strings; `variables` holds JSON.
+/// GET parameters arrive as strings; `variables` and `extensions` hold JSON.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GetParams {
     query: Option<String>,
     operation_name: Option<String>,
     variables: Option<String>,
+    document_id: Option<String>,
+    extensions: Option<String>,
 }
 
 pub async fn get(
@@ -121,14 +126,17 @@ pub async fn get(
         return ws::upgrade(websocket, http, caller.ip, cookie);
     }
     let params = params.ok().map(|Query(p)| p);
-    let query = params.as_ref().and_then(|p| p.query.clone());
-    if query.is_none() && media::prefers_html(&headers) {
+    // A document, whole or named by its hash (a persisted query).
+    let asks = params
+        .as_ref()
+        .is_some_and(|p| p.query.is_some() || p.document_id.is_some() || p.extensions.is_some());
+    if !asks && media::prefers_html(&headers) {
         return Html(playground::html()).into_response();
     }
     let Some(media) = media::negotiate(&headers) else {
         return not_acceptable();
     };
-    let (Some(params), Some(query)) = (params, query) else {
+    let Some(params) = params.filter(|_| asks) else {
         return request_failure(
             media,
             StatusCode::BAD_REQUEST,
@@ -147,10 +155,23 @@ pub async fn get(
             );
         }
     };
+    let extensions = match params.extensions.as_deref().map(serde_json::from_str) {
+        None | Some(Ok(None)) => None,
+        Some(Ok(Some(extensions))) => Some(extensions),
+        Some(Err(_)) => {
+            return request_failure(
+                media,
+                StatusCode::BAD_REQUEST,
+                "the extensions parameter must be a JSON object",
+            );
+        }
+    };
     let request = RequestParams {
-        query,
+        query: params.query,
         operation_name: params.operation_name,
         variables,
+        document_id: params.document_id,
+        extensions,
     }
     .into_request(caller, &http.documents);
     let mut request = match request {
@@ -177,12 +198,28 @@ pub async fn get(
 }
 
 fn graphql_response(media: ResponseType, response: async_graphql::Response) -> Response {
-    let status = if media == ResponseType::GraphqlResponseJson && is_request_error(&response) {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    // A hash the server does not hold is a step of the APQ protocol, not a failed request:
+    // 200 under either media type, as Apollo Server 4 answers it, although the
+    // GraphQL-over-HTTP spec wants a 4xx for a `graphql-response+json` answer without data.
+    // Apollo Client up to version 3 turns persisted queries off for good on a 400 (its
+    // default `disable`), and older links read errors only from a 2xx body: a 4xx here would
+    // cost APQ clients their retry with the text. An allow-list's refusal has the same code,
+    // so the same answer (such a client retries once with the text, refused again). Never
+    // cached: the next request for that hash may well succeed.
+    let miss = is_persisted_miss(&response);
+    let status =
+        if media == ResponseType::GraphqlResponseJson && is_request_error(&response) && !miss {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::OK
+        };
     let mut http_response = json_response(media, status, &WireResponse::new(&response));
+    if miss {
+        http_response.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, no-cache, must-revalidate"),
+        );
+    }
     append_headers(&mut http_response, response.http_headers);
     http_response
 }

@@ -53,10 +53,9 @@ impl std::ops::Deref for HttpState {
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-pub fn router(state: AppState, schema: AppSchema) -> Router {
+pub fn router(state: AppState, schema: AppSchema, documents: Documents) -> Router {
     let config = state.config.http.clone();
     let sockets = ws::Sockets::new(state.config.ws.max_sockets_per_user, state.chat.presence());
-    let documents = Documents::new(&state.config.graphql);
     let mut routes = Router::new()
         .route("/graphql", get(endpoint::get).post(endpoint::post))
         .route("/healthz", get(health::healthz))

@@ -8,7 +8,7 @@ use crate::{
     error::AppError,
     graphql::{
         guard::Caller,
-        pipeline::{Documents, refused},
+        pipeline::{DocumentHash, Documents, refused},
     },
 };
 
@@ -17,19 +17,41 @@ use crate::{
 pub const MAX_OPERATION_NAME: usize = 128;
 
 /// The fields of a GraphQL request: a POST body, GET parameters (as strings, decoded first),
-/// or a WebSocket `subscribe` payload.
+/// or a WebSocket `subscribe` payload. The document comes as `query`, or is named by its
+/// sha256 (a persisted document: see `graphql::pipeline::persisted`), or both.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RequestParams {
-    pub query: String,
+    pub query: Option<String>,
     pub operation_name: Option<String>,
     pub variables: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The GraphQL-over-HTTP persisted-documents field: `sha256:<hex>`, or the bare hex that
+    /// graphql-codegen's client preset sends.
+    pub document_id: Option<String>,
+    pub extensions: Option<RequestExtensions>,
+}
+
+/// What of a request's `extensions` the server reads; the rest is ignored.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestExtensions {
+    persisted_query: Option<PersistedQuery>,
+}
+
+/// Apollo's automatic persisted query. Both fields are optional here so that a missing one
+/// is a coded error that says which, rather than a body that does not deserialize.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PersistedQuery {
+    version: Option<serde_json::Value>,
+    sha256_hash: Option<String>,
 }
 
 impl RequestParams {
-    /// The request to execute, its document parsed by `documents`; or the answer refusing it
-    /// (a request error) when the document or a field is over a limit. This is the only way
-    /// the server builds a request, so the schema only ever sees documents that passed.
+    /// The request to execute, its document found or parsed by `documents`; or the answer
+    /// refusing it (a request error) when the document or a field is over a limit, or the
+    /// document is not to be had. This is the only way the server builds a request, so the
+    /// schema only ever sees documents that passed, and an allow-list holds on every transport.
     pub fn into_request(
         self,
         caller: Caller,
@@ -46,16 +68,69 @@ impl RequestParams {
             );
             return Err(Box::new(refused(error.to_server_error())));
         }
-        let doc = documents
-            .parse(&self.query)
+        let named = self
+            .named_document()
+            .map_err(|error| Box::new(refused(error.to_server_error())))?;
+        let (query, doc) = documents
+            .resolve(self.query, named)
             .map_err(|error| Box::new(refused(error)))?;
-        let mut request = Request::new(self.query).data(caller);
+        let mut request = Request::new(query).data(caller);
         request.set_parsed_query(doc);
         request.operation_name = self.operation_name;
         if let Some(variables) = self.variables {
             request.variables = Variables::from_json(serde_json::Value::Object(variables));
         }
         Ok(request)
+    }
+
+    /// Whether it carries a document, whole or by hash. A WebSocket `subscribe` whose payload
+    /// carries none is a malformed message (4400), as before persisted documents.
+    pub fn has_document(&self) -> bool {
+        self.query.is_some()
+            || self.document_id.is_some()
+            || self
+                .extensions
+                .as_ref()
+                .is_some_and(|extensions| extensions.persisted_query.is_some())
+    }
+
+    /// The hash of the persisted document the request names, if it names one. A hash is 64
+    /// hex digits and nothing else; what a client sends instead is refused, not repeated.
+    fn named_document(&self) -> Result<Option<DocumentHash>, AppError> {
+        const HASH: &str = "extensions.persistedQuery.sha256Hash";
+        let persisted = self
+            .extensions
+            .as_ref()
+            .and_then(|extensions| extensions.persisted_query.as_ref());
+        match (&self.document_id, persisted) {
+            (None, None) => Ok(None),
+            (Some(_), Some(_)) => Err(AppError::bad_input(
+                "documentId",
+                "send documentId or extensions.persistedQuery, not both",
+            )),
+            (Some(id), None) => {
+                let hex = id.strip_prefix("sha256:").unwrap_or(id);
+                DocumentHash::from_hex(hex).map(Some).ok_or_else(|| {
+                    AppError::bad_input("documentId", "documentId must be sha256:<64 hex digits>")
+                })
+            }
+            (None, Some(persisted)) => {
+                // The protocol's only version; Apollo Server's message.
+                if persisted.version.as_ref().and_then(|v| v.as_f64()) != Some(1.0) {
+                    return Err(AppError::bad_input(
+                        "extensions.persistedQuery.version",
+                        "Unsupported persisted query version",
+                    ));
+                }
+                let hash = persisted
+                    .sha256_hash
+                    .as_deref()
+                    .ok_or_else(|| AppError::bad_input(HASH, format!("{HASH} is required")))?;
+                DocumentHash::from_hex(hash).map(Some).ok_or_else(|| {
+                    AppError::bad_input(HASH, format!("{HASH} must be 64 hexadecimal digits"))
+                })
+            }
+        }
     }
 }
 

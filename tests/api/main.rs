@@ -20,6 +20,7 @@ mod limits;
 mod mail;
 mod malformed;
 mod nesting;
+mod persisted;
 mod process;
 mod replays;
 mod schema;

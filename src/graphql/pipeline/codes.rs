@@ -120,7 +120,7 @@ pub(super) fn with_code(mut err: ServerError, code: ErrorCode) -> ServerError {
     err
 }
 
-fn code_of(err: &ServerError) -> Option<&str> {
+pub(super) fn code_of(err: &ServerError) -> Option<&str> {
     match err.extensions.as_ref()?.get("code")? {
         async_graphql::Value::String(code) => Some(code),
         _ => None,

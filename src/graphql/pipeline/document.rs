@@ -1,5 +1,5 @@
 //! Documents as they arrive: scanned, parsed, checked against the document limits, cached, and
-//! compact. Every request's document comes from `Documents::parse` (`http::wire` builds every
+//! compact. Every request's document comes from `Documents::resolve` (`http::wire` builds every
 //! request), so nothing recursive, async-graphql's parser included, ever sees a text that has
 //! not passed the scan first (see `scan`).
 //!
@@ -8,12 +8,28 @@
 //! distinct document that passes is parsed and checked once and reused, as Apollo Server's
 //! document cache does. Refusals are not kept: they cost a scan each time, no more.
 //!
+//! The cache is keyed by the sha256 of the text, which makes it the store of automatic
+//! persisted queries too (see `persisted`): a hash finds any document the server parsed
+//! lately, whether it came by APQ or whole. One bounded store rather than a second one beside
+//! it: a document an APQ client registers is one that was just parsed anyway, and keeping
+//! it twice would double what the server holds for each, and a cap of its own to set. Only
+//! who knows a text knows its hash, so sharing the store gives no one a document they did not
+//! have (at most, that someone sent it lately: Apollo's APQ store tells as much). With an
+//! allow-list the store is that list instead, parsed at start and never dropped, and
+//! nothing else is parsed at all.
+//!
 //! A subscription holds its parsed document for as long as it lives (every event resolves
 //! its selection set). The parser builds each list with room to grow, typically four slots
 //! of ~200 bytes for one or two items; cached documents are shrunk once, so every copy handed
 //! out is exact-size: about 1.5 KB less per subscription, a tenth of an idle socket's cost.
-use std::{num::NonZeroUsize, sync::Mutex};
+use std::{
+    collections::HashMap,
+    num::NonZeroUsize,
+    path::Path,
+    sync::{Arc, Mutex},
+};
 
+use anyhow::Context;
 use async_graphql::{
     Request, ServerError,
     parser::{
@@ -25,43 +41,162 @@ use async_graphql::{
 };
 use lru::LruCache;
 
-use super::{codes::with_code, limits::DocumentLimits, scan};
-use crate::{config::GraphqlConfig, error::ErrorCode, text::cut};
+use super::{
+    codes::with_code,
+    limits::DocumentLimits,
+    persisted::{self, DocumentHash},
+    scan,
+};
+use crate::{
+    config::GraphqlConfig,
+    error::{AppError, ErrorCode},
+    text::cut,
+};
 
-/// Distinct documents kept; the least recently used goes first.
-const CACHED_DOCUMENTS: usize = 1024;
-/// Longer documents are parsed every time rather than kept.
+/// Longer documents are parsed every time rather than kept (so an APQ client sends them whole
+/// every time: their hash is never found).
 const MAX_CACHED_LENGTH: usize = 16 * 1024;
 /// The parser's messages quote the line in error, which can be the whole document: they are
 /// cut to this many bytes.
 const MAX_PARSE_MESSAGE: usize = 1024;
 
 pub struct Documents {
-    cache: Mutex<LruCache<String, ExecutableDocument>>,
+    store: Store,
     max_nesting: usize,
     max_tokens: usize,
     limits: DocumentLimits,
 }
 
+/// Where a document is found by its hash.
+enum Store {
+    /// Every document that passes is kept, up to `GRAPHQL_DOCUMENT_CACHE` of them, the least
+    /// recently used going first; `None` when that is 0 (nothing is kept, nor found by hash).
+    Recent(Option<Mutex<LruCache<DocumentHash, Kept>>>),
+    /// `PERSISTED_OPERATIONS_FILE`: these documents and no others.
+    AllowList(HashMap<DocumentHash, Kept>),
+}
+
+#[derive(Clone)]
+struct Kept {
+    /// For a request that names the document by its hash alone.
+    text: Arc<str>,
+    doc: ExecutableDocument,
+}
+
 impl Documents {
-    pub fn new(config: &GraphqlConfig) -> Self {
-        Self {
-            cache: Mutex::new(LruCache::new(
-                NonZeroUsize::new(CACHED_DOCUMENTS).expect("non-zero capacity"),
-            )),
+    /// Fails only on a bad `PERSISTED_OPERATIONS_FILE`, whose documents are read, checked and
+    /// parsed here, before the server serves anything.
+    pub fn new(config: &GraphqlConfig) -> anyhow::Result<Self> {
+        let mut documents = Self {
+            store: Store::Recent(None),
             max_nesting: config.max_nesting,
             max_tokens: config.max_tokens,
             limits: DocumentLimits::new(config),
+        };
+        documents.store = match &config.persisted_operations {
+            Some(path) => Store::AllowList(
+                documents
+                    .allow_list(path)
+                    .with_context(|| format!("PERSISTED_OPERATIONS_FILE {}", path.display()))?,
+            ),
+            None => Store::Recent(
+                NonZeroUsize::new(config.document_cache).map(|n| Mutex::new(LruCache::new(n))),
+            ),
+        };
+        Ok(documents)
+    }
+
+    fn allow_list(&self, path: &Path) -> anyhow::Result<HashMap<DocumentHash, Kept>> {
+        let mut allowed = HashMap::new();
+        for (hash, text) in persisted::read_manifest(path)? {
+            let doc = self
+                .parse(&text)
+                .map_err(|error| anyhow::anyhow!("entry {hash}: {}", error.message))?;
+            allowed.insert(
+                hash,
+                Kept {
+                    text: text.into(),
+                    doc,
+                },
+            );
+        }
+        tracing::info!(
+            documents = allowed.len(),
+            "allow-list: only the documents of PERSISTED_OPERATIONS_FILE run"
+        );
+        Ok(allowed)
+    }
+
+    /// The text and parsed document a request runs: the `query` it sent, or the document its
+    /// hash (`named`) finds, or the `query` checked against its hash. Or why it is refused:
+    /// `GRAPHQL_PARSE_FAILED` (over the scan's limits, or not GraphQL),
+    /// `GRAPHQL_VALIDATION_FAILED` (over a document limit), `PERSISTED_QUERY_NOT_FOUND` (a
+    /// hash not held, or with an allow-list any document not on it), `PERSISTED_QUERY_NOT_SUPPORTED`
+    /// (a hash, and no documents kept), `BAD_USER_INPUT` (no document at all, or a text that is
+    /// not what its hash says).
+    pub fn resolve(
+        &self,
+        query: Option<String>,
+        named: Option<DocumentHash>,
+    ) -> Result<(String, ExecutableDocument), ServerError> {
+        // As Apollo Server: without a store, a request that names a hash is refused whatever
+        // else it holds, so that an APQ client stops sending hashes and sends the text alone.
+        if named.is_some() && matches!(self.store, Store::Recent(None)) {
+            return Err(persisted::not_supported());
+        }
+        let Some(text) = query else {
+            let Some(hash) = named else {
+                return Err(AppError::bad_input(
+                    "query",
+                    "a request needs a query, or a documentId or extensions.persistedQuery \
+                     naming a persisted document",
+                )
+                .to_server_error());
+            };
+            return match self.find(hash) {
+                Some(kept) => Ok((kept.text.as_ref().to_owned(), kept.doc)),
+                None => Err(persisted::not_found()),
+            };
+        };
+        let hash = DocumentHash::of(&text);
+        if named.is_some_and(|named| named != hash) {
+            // Else a client could have any document run under another one's hash.
+            return Err(AppError::bad_input(
+                "extensions.persistedQuery.sha256Hash",
+                "provided sha does not match query",
+            )
+            .to_server_error());
+        }
+        if let Some(kept) = self.find(hash) {
+            return Ok((text, kept.doc));
+        }
+        let Store::Recent(cache) = &self.store else {
+            // Not on the allow-list: refused before the parser sees it.
+            return Err(persisted::not_found());
+        };
+        let doc = self.parse(&text)?;
+        if let Some(cache) = cache
+            && text.len() <= MAX_CACHED_LENGTH
+        {
+            let kept = Kept {
+                text: text.as_str().into(),
+                doc: doc.clone(),
+            };
+            lock(cache).put(hash, kept);
+        }
+        Ok((text, doc))
+    }
+
+    fn find(&self, hash: DocumentHash) -> Option<Kept> {
+        match &self.store {
+            Store::Recent(Some(cache)) => lock(cache).get(&hash).cloned(),
+            Store::Recent(None) => None,
+            Store::AllowList(allowed) => allowed.get(&hash).cloned(),
         }
     }
 
-    /// The parsed document for `query`, or why it is refused: `GRAPHQL_PARSE_FAILED` (over the
-    /// scan's limits, or not GraphQL) or `GRAPHQL_VALIDATION_FAILED` (over a document limit).
-    pub fn parse(&self, query: &str) -> Result<ExecutableDocument, ServerError> {
-        let lock = || self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(doc) = lock().get(query) {
-            return Ok(doc.clone());
-        }
+    /// Scanned, parsed, checked against the document limits and compacted.
+    fn parse(&self, query: &str) -> Result<ExecutableDocument, ServerError> {
         scan::scan(query, self.max_nesting, self.max_tokens).map_err(|refused| {
             with_code(
                 ServerError::new(refused.message(), Some(refused.pos())),
@@ -75,11 +210,12 @@ impl Documents {
         })?;
         self.limits.check(&doc)?;
         compact(&mut doc);
-        if query.len() <= MAX_CACHED_LENGTH {
-            lock().put(query.to_owned(), doc.clone());
-        }
         Ok(doc)
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The operation a request runs: the one its `operationName` names, or without a name the
@@ -143,7 +279,22 @@ mod tests {
     use super::*;
 
     fn documents() -> Documents {
-        Documents::new(&crate::config::Config::default().graphql)
+        Documents::new(&crate::config::Config::default().graphql).unwrap()
+    }
+
+    impl Documents {
+        fn parse_text(&self, query: &str) -> Result<ExecutableDocument, ServerError> {
+            self.resolve(Some(query.to_owned()), None)
+                .map(|(_, doc)| doc)
+        }
+
+        fn kept(&self) -> usize {
+            match &self.store {
+                Store::Recent(Some(cache)) => lock(cache).len(),
+                Store::Recent(None) => 0,
+                Store::AllowList(allowed) => allowed.len(),
+            }
+        }
     }
 
     fn code(err: &ServerError) -> &str {
@@ -157,30 +308,120 @@ mod tests {
     fn documents_are_parsed_once_and_handed_out_compact() {
         let documents = documents();
         let query = "{ me { id username } }";
-        let first = documents.parse(query).unwrap();
-        let second = documents.parse(query).unwrap();
+        let first = documents.parse_text(query).unwrap();
+        let second = documents.parse_text(query).unwrap();
         assert_eq!(format!("{first:?}"), format!("{second:?}"));
-        assert_eq!(documents.cache.lock().unwrap().len(), 1);
+        assert_eq!(documents.kept(), 1);
         let DocumentOperations::Single(op) = &second.operations else {
             panic!("one operation")
         };
         assert_eq!(op.node.selection_set.node.items.capacity(), 1);
-        let refused = documents.parse("{ me {").unwrap_err();
+        let refused = documents.parse_text("{ me {").unwrap_err();
         assert_eq!(code(&refused), "GRAPHQL_PARSE_FAILED");
         // The parser quotes the line in error; one long line is not sent back whole.
         let long = documents
-            .parse(&format!("{{ me(x: \"{}\") {{", "é".repeat(100_000)))
+            .parse_text(&format!("{{ me(x: \"{}\") {{", "é".repeat(100_000)))
             .unwrap_err();
         assert!(
             long.message.len() <= MAX_PARSE_MESSAGE,
             "{}",
             long.message.len()
         );
-        assert_eq!(
-            documents.cache.lock().unwrap().len(),
-            1,
-            "failures are not kept"
-        );
+        assert_eq!(documents.kept(), 1, "failures are not kept");
+    }
+
+    #[test]
+    fn a_kept_document_is_found_by_its_hash_until_it_is_the_oldest_of_too_many() {
+        let mut config = crate::config::Config::default().graphql;
+        config.document_cache = 5;
+        let documents = Documents::new(&config).unwrap();
+        let text = |i: usize| format!("query Q{i} {{ __typename }}");
+        let find = |i: usize| documents.resolve(None, Some(DocumentHash::of(&text(i))));
+        assert_eq!(code(&find(0).unwrap_err()), "PERSISTED_QUERY_NOT_FOUND");
+        for i in 0..15 {
+            let hash = DocumentHash::of(&text(i));
+            documents.resolve(Some(text(i)), Some(hash)).unwrap();
+            assert!(documents.kept() <= 5, "{}", documents.kept());
+        }
+        assert_eq!(documents.kept(), 5);
+        assert_eq!(code(&find(0).unwrap_err()), "PERSISTED_QUERY_NOT_FOUND");
+        assert_eq!(code(&find(9).unwrap_err()), "PERSISTED_QUERY_NOT_FOUND");
+        let (found, _) = find(14).unwrap();
+        assert_eq!(found, text(14));
+        // Too long to keep: parsed, run, never found by its hash.
+        let long = format!("{{ __typename }} # {}", "x".repeat(MAX_CACHED_LENGTH));
+        documents
+            .resolve(Some(long.clone()), Some(DocumentHash::of(&long)))
+            .unwrap();
+        let miss = documents.resolve(None, Some(DocumentHash::of(&long)));
+        assert_eq!(code(&miss.unwrap_err()), "PERSISTED_QUERY_NOT_FOUND");
+    }
+
+    #[test]
+    fn a_text_must_be_what_its_hash_says() {
+        let documents = documents();
+        let other = DocumentHash::of("{ me { id } }");
+        let refused = documents
+            .resolve(Some("{ __typename }".into()), Some(other))
+            .unwrap_err();
+        assert_eq!(code(&refused), "BAD_USER_INPUT");
+        assert_eq!(refused.message, "provided sha does not match query");
+        assert_eq!(documents.kept(), 0, "nothing is kept under another's hash");
+        let neither = documents.resolve(None, None).unwrap_err();
+        assert_eq!(code(&neither), "BAD_USER_INPUT");
+    }
+
+    #[test]
+    fn without_a_cache_hashes_are_not_supported() {
+        let mut config = crate::config::Config::default().graphql;
+        config.document_cache = 0;
+        let documents = Documents::new(&config).unwrap();
+        let text = "{ __typename }";
+        let hash = DocumentHash::of(text);
+        for query in [None, Some(text.to_owned())] {
+            let refused = documents.resolve(query, Some(hash)).unwrap_err();
+            assert_eq!(code(&refused), "PERSISTED_QUERY_NOT_SUPPORTED");
+        }
+        documents.parse_text(text).unwrap();
+        assert_eq!(documents.kept(), 0);
+    }
+
+    #[test]
+    fn an_allow_list_runs_its_documents_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("persisted-documents.json");
+        let listed = "query Me { me { id } }";
+        let hash = DocumentHash::of(listed);
+        std::fs::write(
+            &path,
+            serde_json::json!({ hash.to_string(): listed }).to_string(),
+        )
+        .unwrap();
+        let mut config = crate::config::Config::default().graphql;
+        config.persisted_operations = Some(path.clone());
+        let documents = Documents::new(&config).unwrap();
+        assert_eq!(documents.resolve(None, Some(hash)).unwrap().0, listed);
+        documents.parse_text(listed).unwrap();
+        // Anything else, even what would not parse, is refused the same way, unparsed.
+        for other in ["{ __typename }", "{ me {", ""] {
+            let refused = documents.parse_text(other).unwrap_err();
+            assert_eq!(code(&refused), "PERSISTED_QUERY_NOT_FOUND", "{other}");
+        }
+        let unknown = documents.resolve(None, Some(DocumentHash::of("{ __typename }")));
+        assert_eq!(code(&unknown.unwrap_err()), "PERSISTED_QUERY_NOT_FOUND");
+        assert_eq!(documents.kept(), 1, "nothing is learned");
+
+        // A listed document over a limit stops the server at start, naming the entry.
+        let bad = format!("{{ {} }}", "__typename ".repeat(20_000));
+        let bad_hash = DocumentHash::of(&bad);
+        std::fs::write(
+            &path,
+            serde_json::json!({ bad_hash.to_string(): bad }).to_string(),
+        )
+        .unwrap();
+        let err = format!("{:#}", Documents::new(&config).err().unwrap());
+        assert!(err.starts_with("PERSISTED_OPERATIONS_FILE "), "{err}");
+        assert!(err.contains(&format!("entry {bad_hash}")), "{err}");
     }
 
     #[test]
@@ -189,13 +430,13 @@ mod tests {
         // Deep enough to overflow the parser's stack, were it to see it.
         for depth in [65, 2_000, 100_000] {
             let query = format!("{{ __type(name: {}) {{ name }} }}", "[".repeat(depth));
-            let refused = documents.parse(&query).unwrap_err();
+            let refused = documents.parse_text(&query).unwrap_err();
             assert_eq!(code(&refused), "GRAPHQL_PARSE_FAILED");
             assert_eq!(refused.message, "the document nests deeper than 64 levels");
         }
         let many = format!("{{ {} }}", "__typename ".repeat(20_000));
         assert_eq!(
-            code(&documents.parse(&many).unwrap_err()),
+            code(&documents.parse_text(&many).unwrap_err()),
             "GRAPHQL_PARSE_FAILED"
         );
     }
@@ -203,7 +444,7 @@ mod tests {
     #[test]
     fn parsed_documents_over_a_limit_fail_validation() {
         let refused = documents()
-            .parse("{ ...A } fragment A on Query { ...A }")
+            .parse_text("{ ...A } fragment A on Query { ...A }")
             .unwrap_err();
         assert_eq!(code(&refused), "GRAPHQL_VALIDATION_FAILED");
     }
