@@ -10,7 +10,7 @@ use axum::{
         ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection},
     },
     http::{HeaderMap, HeaderValue, StatusCode, header},
-    response::{Html, IntoResponse, Response},
+    response::{IntoResponse, Response},
 };
 use serde::{Deserialize, Serialize};
 
@@ -122,8 +122,8 @@ pub async fn get(
     }
     let params = params.ok().map(|Query(p)| p);
     let query = params.as_ref().and_then(|p| p.query.clone());
-    if query.is_none() && media::prefers_html(&headers) {
-        return Html(playground::html()).into_response();
+    if query.is_none() && http.state.config.http.playground && media::prefers_html(&headers) {
+        return playground::page();
     }
     let Some(media) = media::negotiate(&headers) else {
         return not_acceptable();
