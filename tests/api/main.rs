@@ -19,6 +19,7 @@ mod limits;
 mod mail;
 mod malformed;
 mod nesting;
+mod playground;
 mod process;
 mod replays;
 mod schema;
