@@ -247,6 +247,9 @@ pub struct HttpConfig {
     /// Serve `/metrics` on this address instead of beside the API (a private interface that
     /// Prometheus scrapes).
     pub metrics_addr: Option<SocketAddr>,
+    /// The GraphiQL playground on `GET /graphql` and its files under `/playground/`. Off by
+    /// default in production.
+    pub playground: bool,
 }
 
 /// The most `GRAPHQL_MAX_NESTING` may be set to. Parsing and validating a document take stack
@@ -294,6 +297,7 @@ impl Default for Config {
                 max_body_bytes: 1024 * 1024,
                 trust_forwarded_for: false,
                 metrics_addr: None,
+                playground: true,
             },
             ws: WsConfig {
                 init_timeout: Duration::from_secs(10),
@@ -427,6 +431,19 @@ mod tests {
         assert!(!from(&prod).unwrap().graphql.introspection);
         let with = [prod[0], prod[1], ("GRAPHQL_INTROSPECTION", "true")];
         assert!(from(&with).unwrap().graphql.introspection);
+    }
+
+    #[test]
+    fn production_has_no_playground_unless_asked() {
+        assert!(from(&[]).unwrap().http.playground);
+        assert!(!from(&[("PLAYGROUND", "false")]).unwrap().http.playground);
+        let secret = "x".repeat(32);
+        let prod = [("APP_ENV", "production"), ("JWT_SECRET", secret.as_str())];
+        assert!(!from(&prod).unwrap().http.playground);
+        let with = [prod[0], prod[1], ("PLAYGROUND", "true")];
+        assert!(from(&with).unwrap().http.playground);
+        let err = from(&[("PLAYGROUND", "yes please")]).unwrap_err();
+        assert!(err.to_string().starts_with("PLAYGROUND: "), "{err}");
     }
 
     #[test]

@@ -197,6 +197,14 @@ pub(super) const VARIABLES: &[Variable] = &[
     var("MAX_BODY_BYTES", |c, v| set(&mut c.http.max_body_bytes, v)),
     var("TRUST_FORWARDED_FOR", |c, v| set(&mut c.http.trust_forwarded_for, v)),
     var("METRICS_ADDR", |c, v| set_with(&mut c.http.metrics_addr, v, |v| parse(v).map(Some))),
+    // A page for people to try the API in; production serves clients, not people.
+    var("PLAYGROUND", |c, v| {
+        c.http.playground = match v {
+            Some(v) => parse(v)?,
+            None => c.environment == Environment::Development,
+        };
+        Ok(())
+    }),
     var("WS_INIT_TIMEOUT_SECONDS", |c, v| seconds(&mut c.ws.init_timeout, v))
         .checked(|c| positive(&c.ws.init_timeout)),
     var("WS_KEEPALIVE_SECONDS", |c, v| seconds(&mut c.ws.keepalive, v))

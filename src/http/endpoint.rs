@@ -10,7 +10,7 @@ use axum::{
         ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection},
     },
     http::{HeaderMap, HeaderValue, StatusCode, header},
-    response::{Html, IntoResponse, Response},
+    response::{IntoResponse, Response},
 };
 use serde::{Deserialize, Serialize};
 
@@ -130,8 +130,8 @@ pub async fn get(
     let asks = params
         .as_ref()
         .is_some_and(|p| p.query.is_some() || p.document_id.is_some() || p.extensions.is_some());
-    if !asks && media::prefers_html(&headers) {
-        return Html(playground::html()).into_response();
+    if !asks && http.state.config.http.playground && media::prefers_html(&headers) {
+        return playground::page();
     }
     let Some(media) = media::negotiate(&headers) else {
         return not_acceptable();

@@ -60,6 +60,10 @@ pub fn router(state: AppState, schema: AppSchema, documents: Documents) -> Route
         .route("/graphql", get(endpoint::get).post(endpoint::post))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz));
+    // Off: the paths answer 404 like any other unknown path.
+    if config.playground {
+        routes = routes.route(playground::ASSETS_ROUTE, get(playground::asset));
+    }
     // Beside the API unless it has an address of its own (`metrics_router`).
     if config.metrics_addr.is_none() {
         routes = routes.route("/metrics", get(metrics::render));

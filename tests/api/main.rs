@@ -21,6 +21,7 @@ mod mail;
 mod malformed;
 mod nesting;
 mod persisted;
+mod playground;
 mod process;
 mod replays;
 mod schema;

@@ -1,21 +1,22 @@
 #!/usr/bin/env bash
-# Runs the typed client against a server of its own: starts SERVER_BINARY on SQLite in a
-# temporary directory on a free port, waits for /readyz, then `npm ci`, codegen, typecheck
-# and the client script. The server is stopped, and the directory removed, however it ends.
+# Runs an example against a server of its own: starts SERVER_BINARY on SQLite in a temporary
+# directory on a free port, waits for /readyz, then runs SCRIPT with the GraphQL endpoint's
+# URL. The server is stopped, and the directory removed, however it ends.
 #
-#   examples/client/run-against-server.sh target/release/chat-server
+#   examples/with-server.sh target/release/chat-server examples/client/run.sh
+#   examples/with-server.sh target/release/chat-server examples/http-audit/run.sh
 set -euo pipefail
 
-if [[ $# -ne 1 ]]; then
-    echo "usage: $0 SERVER_BINARY" >&2
+if [[ $# -ne 2 ]]; then
+    echo "usage: $0 SERVER_BINARY SCRIPT" >&2
     exit 2
 fi
+script=$(realpath "$2")
 server_bin=$(realpath "$1")
 if [[ ! -x "$server_bin" ]]; then
     echo "not an executable: $1" >&2
     exit 2
 fi
-cd "$(dirname "$0")"
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -38,8 +39,9 @@ port=$(node -e '
 url="http://127.0.0.1:$port"
 
 step "starting $server_bin on $url (SQLite in $tmp)"
-# Run in the temporary directory, so that no .env of the checkout is read. The defaults of
-# the rate limits let the client through: it registers once and sends one message.
+# Run in the temporary directory, so that no .env of the checkout is read. The default rate
+# limits let the examples through: the client registers once and sends one message, the
+# audit sends some 70 requests.
 (
     cd "$tmp"
     exec env \
@@ -72,17 +74,5 @@ done
 ready || server_failed "the server was not ready after 30 s"
 echo "ready"
 
-# Parts of @graphql-codegen/cli's dependency tree declare Node >= 22 while running on 20:
-# --loglevel=error keeps those EBADENGINE warnings out of the log (see README.md).
-step "npm ci"
-npm ci --no-audit --no-fund --loglevel=error
-
-step "npm run codegen"
-npm run --silent codegen
-
-step "npm run typecheck"
-npm run --silent typecheck
-echo "ok"
-
-step "npm start -- $url/graphql"
-npm start --silent -- "$url/graphql" || server_failed "the client failed"
+step "$script $url/graphql"
+"$script" "$url/graphql" || server_failed "$script failed"
