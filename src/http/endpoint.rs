@@ -166,14 +166,22 @@ pub async fn get(
             );
         }
     };
-    let request = RequestParams {
+    let params = RequestParams {
         query: params.query,
         operation_name: params.operation_name,
         variables,
         document_id: params.document_id,
         extensions,
+    };
+    // `extensions` without a persisted query names no document either.
+    if !params.has_document() {
+        return request_failure(
+            media,
+            StatusCode::BAD_REQUEST,
+            "the query parameter is required",
+        );
     }
-    .into_request(caller, &http.documents);
+    let request = params.into_request(caller, &http.documents);
     let mut request = match request {
         Ok(request) => request,
         Err(refused) => return graphql_response(media, *refused),

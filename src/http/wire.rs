@@ -19,8 +19,11 @@ pub const MAX_OPERATION_NAME: usize = 128;
 /// The fields of a GraphQL request: a POST body, GET parameters (as strings, decoded first),
 /// or a WebSocket `subscribe` payload. The document comes as `query`, or is named by its
 /// sha256 (a persisted document: see `graphql::pipeline::persisted`), or both.
+///
+/// A body or payload with neither does not deserialize: it is not a GraphQL request (400 over
+/// HTTP whatever the response type, 4400 on a socket), as before documents had hashes.
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(try_from = "Fields")]
 pub struct RequestParams {
     pub query: Option<String>,
     pub operation_name: Option<String>,
@@ -29,6 +32,41 @@ pub struct RequestParams {
     /// graphql-codegen's client preset sends.
     pub document_id: Option<String>,
     pub extensions: Option<RequestExtensions>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Fields {
+    query: Option<String>,
+    operation_name: Option<String>,
+    variables: Option<serde_json::Map<String, serde_json::Value>>,
+    document_id: Option<String>,
+    extensions: Option<RequestExtensions>,
+}
+
+impl TryFrom<Fields> for RequestParams {
+    type Error = &'static str;
+
+    fn try_from(f: Fields) -> Result<Self, Self::Error> {
+        let named = f.document_id.is_some()
+            || f.extensions
+                .as_ref()
+                .is_some_and(|extensions| extensions.persisted_query.is_some());
+        let params = RequestParams {
+            // graphql-ws (6) sends no subscribe without a `query` string: beside a hash, an
+            // empty one is no text at all (an empty document is never GraphQL anyway).
+            query: f.query.filter(|query| !(named && query.is_empty())),
+            operation_name: f.operation_name,
+            variables: f.variables,
+            document_id: f.document_id,
+            extensions: f.extensions,
+        };
+        if params.has_document() {
+            Ok(params)
+        } else {
+            Err("missing field `query` (or `documentId`, or `extensions.persistedQuery`)")
+        }
+    }
 }
 
 /// What of a request's `extensions` the server reads; the rest is ignored.
@@ -83,8 +121,7 @@ impl RequestParams {
         Ok(request)
     }
 
-    /// Whether it carries a document, whole or by hash. A WebSocket `subscribe` whose payload
-    /// carries none is a malformed message (4400), as before persisted documents.
+    /// Whether it carries a document, whole or by hash.
     pub fn has_document(&self) -> bool {
         self.query.is_some()
             || self.document_id.is_some()

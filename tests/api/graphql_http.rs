@@ -138,6 +138,17 @@ db_tests! {
             assert_eq!(answer.status, 400, "{raw:?}: {}", answer.body);
             answer.expect_code("BAD_USER_INPUT");
         }
+        // No document at all, whole or by hash, is not a GraphQL request: 400 under
+        // `application/json` too (the audit's MAYs), as a body that is not JSON is.
+        for raw in [r#"{"qeury": "{ __typename }"}"#, r#"{"extensions": {}}"#, r#"{"query": null}"#] {
+            for accept in [None, Some("application/json"), STRICT] {
+                let answer = app.post_raw(accept, "application/json", raw).await;
+                assert_eq!(answer.status, 400, "{raw:?} {accept:?}: {}", answer.body);
+                answer.expect_code("BAD_USER_INPUT");
+            }
+        }
+        let response = app.get_raw(None, &[("extensions", "{}")]).await;
+        assert_eq!(response.status(), 400);
         // Null variables are the same as none.
         let answer = app
             .post_raw(STRICT, "application/json", r#"{"query": "{ __typename }", "variables": null}"#)

@@ -92,7 +92,8 @@ pub fn is_persisted_miss(response: &Response) -> bool {
 
 /// The entries of an allow-list file: a JSON object of sha256 (hex) → document, which is what
 /// graphql-codegen's client preset writes to `persisted-documents.json` with
-/// `persistedDocuments: { hashAlgorithm: 'sha256' }`. Every key must be the sha256 of its
+/// `persistedDocuments: { hashAlgorithm: 'sha256' }` (its keys `sha256:<hex>` since its 5.x,
+/// bare hex before; both are read). Every key must be the sha256 of its
 /// document: a request naming a hash must get the document that hash names.
 pub(super) fn read_manifest(path: &Path) -> anyhow::Result<Vec<(DocumentHash, String)>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
@@ -108,10 +109,10 @@ pub(super) fn read_manifest(path: &Path) -> anyhow::Result<Vec<(DocumentHash, St
         let Some(document) = document.as_str() else {
             bail!("entry {name}: the document is not a string");
         };
-        let Some(hash) = DocumentHash::from_hex(&key) else {
+        let Some(hash) = DocumentHash::from_hex(key.strip_prefix("sha256:").unwrap_or(&key)) else {
             let hint = match key.len() {
                 40 => {
-                    " (40 digits is a sha1, the client preset's default: set \
+                    " (40 digits is a sha1, the default of older client presets: set \
                        persistedDocuments.hashAlgorithm to 'sha256')"
                 }
                 _ => "",
@@ -162,6 +163,9 @@ mod tests {
         let hash = DocumentHash::of(doc);
         let read = manifest(&serde_json::json!({ hash.to_string(): doc }).to_string()).unwrap();
         assert_eq!(read, vec![(hash, doc.to_owned())]);
+        // As the client preset writes it now.
+        let prefixed = serde_json::json!({ format!("sha256:{hash}"): doc }).to_string();
+        assert_eq!(manifest(&prefixed).unwrap(), vec![(hash, doc.to_owned())]);
 
         let sha1 = "a".repeat(40);
         for (json, wanted) in [

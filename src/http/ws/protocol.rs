@@ -82,10 +82,8 @@ pub fn decode(protocol: Protocol, text: &str) -> Result<ClientMessage, String> {
             .payload
             .clone()
             .ok_or("invalid message: subscribe needs a payload")?;
-        let params = serde_json::from_value::<RequestParams>(payload)
-            .ok()
-            .filter(RequestParams::has_document)
-            .ok_or("invalid message: the payload is not a GraphQL request")?;
+        let params = serde_json::from_value(payload)
+            .map_err(|_| "invalid message: the payload is not a GraphQL request".to_owned())?;
         Ok(ClientMessage::Subscribe { id: id()?, params })
     };
     match (protocol, raw.kind.as_str()) {
