@@ -1,12 +1,32 @@
 // The transport under the generated documents: GraphQL over HTTP with `fetch`, and
 // `graphql-ws` for the socket. Each function takes a generated `TypedDocumentString`, so its
 // variables are checked against the operation's and its result has the operation's type.
+//
+// A document goes either as its text (`query`), or by hash alone: the sha256 that codegen put
+// in the document's `__meta__.hash` (`persistedDocuments` in codegen.ts), which names it in
+// the manifest codegen wrote, `src/generated/persisted-documents.json`. A server started with
+// that manifest as its allow-list (`PERSISTED_OPERATIONS_FILE`) runs those documents only.
 import type { GraphQLFormattedError } from "graphql";
 import { createClient, type Client } from "graphql-ws";
 import WebSocket from "ws";
 import type { TypedDocumentString } from "./generated/graphql.js";
 
 type Variables = Record<string, unknown>;
+
+/** How a document is sent: its text, or only the hash codegen computed for it. */
+export type SendBy = "text" | "hash";
+
+/** The sha256 (64 hex digits) codegen put in a document's `__meta__`. */
+export function persistedHash<TResult, TVariables>(document: TypedDocumentString<TResult, TVariables>): string {
+  const hash: unknown = document.__meta__?.["hash"];
+  if (typeof hash !== "string" || !/^[0-9a-f]{64}$/.test(hash)) {
+    throw new Error(
+      `${operationName(document)}: no sha256 in the document's __meta__.hash ` +
+        `(run npm run codegen with persistedDocuments in codegen.ts), found ${JSON.stringify(hash)}`,
+    );
+  }
+  return hash;
+}
 
 /** A response (HTTP) or a `next` payload (socket). */
 interface Result<TResult> {
@@ -45,14 +65,44 @@ function dataOf<TResult>(operation: string, result: Result<TResult>): TResult {
   return result.data;
 }
 
-/** Runs a query or mutation over HTTP (`POST`), signed in when `token` is given. */
+export interface RequestOptions {
+  /** Signs the request in. */
+  token?: string | undefined;
+  /** `"hash"` sends `documentId` (the document's sha256) instead of `query`. */
+  by?: SendBy;
+}
+
+/**
+ * Runs a query or mutation over HTTP (`POST`), signed in when `token` is given, the document
+ * sent as text or, `by: "hash"`, as a `documentId` alone (the GraphQL-over-HTTP field).
+ */
 export async function request<TResult, TVariables extends Variables>(
   url: string,
   document: TypedDocumentString<TResult, TVariables>,
   variables: TVariables,
-  token?: string,
+  { token, by = "text" }: RequestOptions = {},
 ): Promise<TResult> {
   const operation = operationName(document);
+  const body =
+    by === "hash"
+      ? { documentId: persistedHash(document), variables, operationName: operation }
+      : { query: document.toString(), variables, operationName: operation };
+  const { status, type, result } = await post(url, body, token);
+  if (result === undefined) {
+    throw new Error(`${operation}: HTTP ${status} with ${type || "no content type"}`);
+  }
+  return dataOf(operation, result as Result<TResult>);
+}
+
+/** What the server answered a request: its status, media type, and JSON body if it is JSON. */
+export interface RawResponse {
+  status: number;
+  type: string;
+  result: Result<unknown> | undefined;
+}
+
+/** POSTs any JSON body, for the requests a typed document cannot make (those meant to fail). */
+export async function post(url: string, body: unknown, token?: string): Promise<RawResponse> {
   const headers: Record<string, string> = {
     "content-type": "application/json",
     accept: "application/graphql-response+json, application/json",
@@ -60,16 +110,23 @@ export async function request<TResult, TVariables extends Variables>(
   if (token !== undefined) {
     headers["authorization"] = `Bearer ${token}`;
   }
-  const response = await fetch(url, {
-    method: "POST",
-    headers,
-    body: JSON.stringify({ query: document.toString(), variables, operationName: operation }),
-  });
-  const type = response.headers.get("content-type") ?? "";
-  if (!type.includes("json")) {
-    throw new Error(`${operation}: HTTP ${response.status} with ${type || "no content type"}`);
+  return rawResponse(await fetch(url, { method: "POST", headers, body: JSON.stringify(body) }));
+}
+
+/** GETs `url` with `params` (objects JSON-encoded, as GraphQL over HTTP has them). */
+export async function get(url: string, params: Record<string, unknown>): Promise<RawResponse> {
+  const target = new URL(url);
+  for (const [name, value] of Object.entries(params)) {
+    target.searchParams.set(name, typeof value === "string" ? value : JSON.stringify(value));
   }
-  return dataOf(operation, (await response.json()) as Result<TResult>);
+  const accept = "application/graphql-response+json, application/json";
+  return rawResponse(await fetch(target, { headers: { accept } }));
+}
+
+async function rawResponse(response: Response): Promise<RawResponse> {
+  const type = response.headers.get("content-type") ?? "";
+  const result = type.includes("json") ? ((await response.json()) as Result<unknown>) : undefined;
+  return { status: response.status, type, result };
 }
 
 /**
@@ -83,7 +140,24 @@ export function connect(url: string, token: string): Client {
     webSocketImpl: WebSocket,
     connectionParams: { Authorization: `Bearer ${token}` },
     retryAttempts: 0,
+    jsonMessageReplacer: withoutEmptyQuery,
   });
+}
+
+/**
+ * graphql-ws 6 refuses to send a `subscribe` whose payload has no `query` string, though the
+ * protocol has `extensions` for a persisted query's hash. So a document sent by hash goes
+ * with `query: ""`, and this drops that empty `query` as the message is serialized (after
+ * graphql-ws checked it): the server gets the hash alone.
+ */
+function withoutEmptyQuery(this: unknown, key: string, value: unknown): unknown {
+  if (key === "payload" && typeof value === "object" && value !== null && "query" in value) {
+    const { query, ...rest } = value as { query: unknown; extensions?: { persistedQuery?: unknown } };
+    if (query === "" && rest.extensions?.persistedQuery !== undefined) {
+      return rest;
+    }
+  }
+  return value;
 }
 
 interface CloseEventLike {
@@ -112,15 +186,26 @@ function socketError(operation: string, failure: unknown): Error {
 
 /**
  * Starts an operation over the socket at once (graphql-ws sends the operations of one client
- * on one socket, in the order they were started) and returns its results' data.
+ * on one socket, in the order they were started) and returns its results' data. `by: "hash"`
+ * sends `extensions.persistedQuery` with the document's sha256 instead of its text.
  */
 export function subscribe<TResult, TVariables extends Variables>(
   client: Client,
   document: TypedDocumentString<TResult, TVariables>,
   variables: TVariables,
+  by: SendBy = "text",
 ): AsyncGenerator<TResult, void, undefined> {
   const operation = operationName(document);
-  const results = client.iterate<TResult>({ query: document.toString(), variables, operationName: operation });
+  const payload =
+    by === "hash"
+      ? {
+          query: "",
+          extensions: { persistedQuery: { version: 1, sha256Hash: persistedHash(document) } },
+          variables,
+          operationName: operation,
+        }
+      : { query: document.toString(), variables, operationName: operation };
+  const results = client.iterate<TResult>(payload);
   return (async function* () {
     try {
       for await (const result of results) {
@@ -139,9 +224,29 @@ export async function requestOverSocket<TResult, TVariables extends Variables>(
   client: Client,
   document: TypedDocumentString<TResult, TVariables>,
   variables: TVariables,
+  by: SendBy = "text",
 ): Promise<TResult> {
-  for await (const data of subscribe(client, document, variables)) {
+  for await (const data of subscribe(client, document, variables, by)) {
     return data;
   }
   throw new Error(`${operationName(document)}: completed without a result`);
+}
+
+/**
+ * Sends `query` as it is over the socket: the errors the server refused it with, or none if it
+ * ran. For the documents a typed one cannot be (those meant to fail).
+ */
+export async function errorsOverSocket(client: Client, query: string): Promise<readonly GraphQLFormattedError[]> {
+  try {
+    for await (const result of client.iterate({ query })) {
+      return result.errors ?? [];
+    }
+    return [];
+  } catch (failure) {
+    // graphql-ws hands an `error` message's payload, the errors, to the iterator as thrown.
+    if (Array.isArray(failure)) {
+      return failure as GraphQLFormattedError[];
+    }
+    throw socketError(query, failure);
+  }
 }
