@@ -16,16 +16,21 @@ type Variables = Record<string, unknown>;
 /** How a document is sent: its text, or only the hash codegen computed for it. */
 export type SendBy = "text" | "hash";
 
-/** The sha256 (64 hex digits) codegen put in a document's `__meta__`. */
+/** The id codegen put in a document's `__meta__`: `sha256:` and 64 hex digits. */
 export function persistedHash<TResult, TVariables>(document: TypedDocumentString<TResult, TVariables>): string {
   const hash: unknown = document.__meta__?.["hash"];
-  if (typeof hash !== "string" || !/^[0-9a-f]{64}$/.test(hash)) {
+  if (typeof hash !== "string" || !/^sha256:[0-9a-f]{64}$/.test(hash)) {
     throw new Error(
       `${operationName(document)}: no sha256 in the document's __meta__.hash ` +
         `(run npm run codegen with persistedDocuments in codegen.ts), found ${JSON.stringify(hash)}`,
     );
   }
   return hash;
+}
+
+/** The bare sha256 of a document, as Apollo's `extensions.persistedQuery` carries it. */
+function sha256Hex<TResult, TVariables>(document: TypedDocumentString<TResult, TVariables>): string {
+  return persistedHash(document).slice("sha256:".length);
 }
 
 /** A response (HTTP) or a `next` payload (socket). */
@@ -140,24 +145,7 @@ export function connect(url: string, token: string): Client {
     webSocketImpl: WebSocket,
     connectionParams: { Authorization: `Bearer ${token}` },
     retryAttempts: 0,
-    jsonMessageReplacer: withoutEmptyQuery,
   });
-}
-
-/**
- * graphql-ws 6 refuses to send a `subscribe` whose payload has no `query` string, though the
- * protocol has `extensions` for a persisted query's hash. So a document sent by hash goes
- * with `query: ""`, and this drops that empty `query` as the message is serialized (after
- * graphql-ws checked it): the server gets the hash alone.
- */
-function withoutEmptyQuery(this: unknown, key: string, value: unknown): unknown {
-  if (key === "payload" && typeof value === "object" && value !== null && "query" in value) {
-    const { query, ...rest } = value as { query: unknown; extensions?: { persistedQuery?: unknown } };
-    if (query === "" && rest.extensions?.persistedQuery !== undefined) {
-      return rest;
-    }
-  }
-  return value;
 }
 
 interface CloseEventLike {
@@ -199,8 +187,10 @@ export function subscribe<TResult, TVariables extends Variables>(
   const payload =
     by === "hash"
       ? {
+          // graphql-ws 6 sends no subscribe without a `query` string; beside a hash, the
+          // server takes an empty one for no text at all.
           query: "",
-          extensions: { persistedQuery: { version: 1, sha256Hash: persistedHash(document) } },
+          extensions: { persistedQuery: { version: 1, sha256Hash: sha256Hex(document) } },
           variables,
           operationName: operation,
         }
