@@ -8,8 +8,8 @@
 //! distinct document that passes is parsed and checked once and reused, as Apollo Server's
 //! document cache does. Refusals are not kept: they cost a scan each time, no more.
 //!
-//! The cache is keyed by the sha256 of the text, which makes it the store of automatic
-//! persisted queries too (see `persisted`): a hash finds any document the server parsed
+//! The cache is indexed by the sha256 of each text too, which makes it the store of automatic
+//! persisted queries (see `persisted`): a hash finds any document the server parsed
 //! lately, whether it came by APQ or whole. One bounded store rather than a second one beside
 //! it: a document an APQ client registers is one that was just parsed anyway, and keeping
 //! it twice would double what the server holds for each, and a cap of its own to set. Only
@@ -67,18 +67,64 @@ pub struct Documents {
     limits: DocumentLimits,
 }
 
-/// Where a document is found by its hash.
+/// Where a document is found, by its text or by its hash.
 enum Store {
     /// Every document that passes is kept, up to `GRAPHQL_DOCUMENT_CACHE` of them, the least
     /// recently used going first; `None` when that is 0 (nothing is kept, nor found by hash).
-    Recent(Option<Mutex<LruCache<DocumentHash, Kept>>>),
+    Recent(Option<Mutex<Recent>>),
     /// `PERSISTED_OPERATIONS_FILE`: these documents and no others.
     AllowList(HashMap<DocumentHash, Kept>),
 }
 
+/// Kept by text, as every request with a text looks its document up; and indexed by hash for
+/// the requests that name one. The sha256 is taken once per document kept, not once per
+/// request: a request with the text alone, the common case, costs a lookup by text.
+struct Recent {
+    by_text: LruCache<Arc<str>, (DocumentHash, ExecutableDocument)>,
+    by_hash: HashMap<DocumentHash, Arc<str>>,
+}
+
+impl Recent {
+    fn new(capacity: NonZeroUsize) -> Self {
+        Self {
+            by_text: LruCache::new(capacity),
+            by_hash: HashMap::with_capacity(capacity.get()),
+        }
+    }
+
+    fn by_text(&mut self, text: &str) -> Option<ExecutableDocument> {
+        self.by_text.get(text).map(|(_, doc)| doc.clone())
+    }
+
+    fn by_hash(&mut self, hash: DocumentHash) -> Option<Kept> {
+        let text = self.by_hash.get(&hash)?.clone();
+        let (_, doc) = self.by_text.get(&*text)?;
+        Some(Kept {
+            doc: doc.clone(),
+            text,
+        })
+    }
+
+    /// The index follows the cache: what the cache drops, it drops.
+    fn keep(&mut self, text: Arc<str>, hash: DocumentHash, doc: ExecutableDocument) {
+        if let Some((_, (dropped, _))) = self.by_text.push(text.clone(), (hash, doc))
+            && dropped != hash
+        {
+            self.by_hash.remove(&dropped);
+        }
+        self.by_hash.insert(hash, text);
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        debug_assert_eq!(self.by_text.len(), self.by_hash.len());
+        self.by_text.len()
+    }
+}
+
+/// A document found by its hash: its text too, for the request that sent the hash alone.
 #[derive(Clone)]
 struct Kept {
-    /// For a request that names the document by its hash alone.
     text: Arc<str>,
     doc: ExecutableDocument,
 }
@@ -100,7 +146,7 @@ impl Documents {
                     .with_context(|| format!("PERSISTED_OPERATIONS_FILE {}", path.display()))?,
             ),
             None => Store::Recent(
-                NonZeroUsize::new(config.document_cache).map(|n| Mutex::new(LruCache::new(n))),
+                NonZeroUsize::new(config.document_cache).map(|n| Mutex::new(Recent::new(n))),
             ),
         };
         Ok(documents)
@@ -158,38 +204,40 @@ impl Documents {
                 None => Err(persisted::not_found()),
             };
         };
-        let hash = DocumentHash::of(&text);
-        if named.is_some_and(|named| named != hash) {
-            // Else a client could have any document run under another one's hash.
+        // Else a client could have any document run under another one's hash.
+        if named.is_some_and(|named| named != DocumentHash::of(&text)) {
             return Err(AppError::bad_input(
                 "extensions.persistedQuery.sha256Hash",
                 "provided sha does not match query",
             )
             .to_server_error());
         }
-        if let Some(kept) = self.find(hash) {
-            return Ok((text, kept.doc));
-        }
-        let Store::Recent(cache) = &self.store else {
-            // Not on the allow-list: refused before the parser sees it.
-            return Err(persisted::not_found());
+        let cache = match &self.store {
+            Store::Recent(cache) => cache,
+            // Run whole if it is on the list; else refused before the parser sees it.
+            Store::AllowList(allowed) => {
+                return match allowed.get(&DocumentHash::of(&text)) {
+                    Some(kept) => Ok((text, kept.doc.clone())),
+                    None => Err(persisted::not_found()),
+                };
+            }
         };
+        if let Some(doc) = cache.as_ref().and_then(|cache| lock(cache).by_text(&text)) {
+            return Ok((text, doc));
+        }
         let doc = self.parse(&text)?;
         if let Some(cache) = cache
             && text.len() <= MAX_CACHED_LENGTH
         {
-            let kept = Kept {
-                text: text.as_str().into(),
-                doc: doc.clone(),
-            };
-            lock(cache).put(hash, kept);
+            let hash = DocumentHash::of(&text);
+            lock(cache).keep(text.as_str().into(), hash, doc.clone());
         }
         Ok((text, doc))
     }
 
     fn find(&self, hash: DocumentHash) -> Option<Kept> {
         match &self.store {
-            Store::Recent(Some(cache)) => lock(cache).get(&hash).cloned(),
+            Store::Recent(Some(cache)) => lock(cache).by_hash(hash),
             Store::Recent(None) => None,
             Store::AllowList(allowed) => allowed.get(&hash).cloned(),
         }
