@@ -42,7 +42,6 @@ fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
         Subscription::default(),
     )
     .extension(ErrorCodes)
-    .extension(NoSchemaDescription)
 }
 
 /// The serving schema, with the state its resolvers use and the configured limits.
@@ -56,7 +55,11 @@ pub fn build(state: AppState) -> AppSchema {
         // before validation. `Documents` has refused anything nesting deeper already; this
         // keeps async-graphql's default (32) from refusing first, with a message of its own.
         .limit_recursive_depth(config.max_nesting);
-    if !config.introspection {
+    // A hook on every field resolved, subscription deliveries included, for one field of
+    // introspection: installed only where introspection can be asked for.
+    if config.introspection {
+        builder = builder.extension(NoSchemaDescription);
+    } else {
         builder = builder.disable_introspection();
     }
     builder
