@@ -7,7 +7,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use anyhow::Context;
 
 use crate::{
-    broker::{Broker, Hub, Listening, MemoryBroker, PgBroker, Revocations},
+    broker::{Broker, Hub, Listening, MemoryBroker, NatsBroker, PgBroker, Revocations},
     config::Config,
     db::Pools,
     mail::Mailer,
@@ -51,19 +51,31 @@ impl AppState {
             users.clone(),
         );
         let keys = signing_keys(&config.auth)?;
-        let broker: Arc<dyn Broker> = match db.get_database_backend() {
-            DbBackend::Postgres => Arc::new(PgBroker::start(
+        let seal_key = keys.derive_key("chat-server broker seal v1");
+        let broker: Arc<dyn Broker> = match (&config.broker.url, db.get_database_backend()) {
+            (Some(_), _) => Arc::new(
+                NatsBroker::start(
+                    &config.broker,
+                    seal_key,
+                    db.clone(),
+                    hub.clone(),
+                    users.clone(),
+                    shutdown.clone(),
+                )
+                .await?,
+            ),
+            (None, DbBackend::Postgres) => Arc::new(PgBroker::start(
                 Listening {
                     url: config.database.url.clone(),
                     heartbeat: config.database.listen_heartbeat,
                 },
-                keys.derive_key("chat-server broker seal v1"),
+                seal_key,
                 db.clone(),
                 hub.clone(),
                 users.clone(),
                 shutdown.clone(),
             )),
-            _ => Arc::new(MemoryBroker::new(hub.clone())),
+            (None, _) => Arc::new(MemoryBroker::new(hub.clone())),
         };
         let mailer = Mailer::start(&config.mail, shutdown.clone())?;
         let auth = Arc::new(Auth::new(

@@ -10,7 +10,11 @@ use std::{
 use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
-use super::{Event, PresenceChange, Revocations, RoomEvent, Typing, UserCache, inbox::Inboxes};
+use super::{
+    Event, PresenceChange, Revocations, RoomEvent, Typing, UserCache,
+    inbox::Inboxes,
+    interest::{Change, Interest, Topic},
+};
 
 /// What a room's subscribers hear.
 #[derive(Debug, Clone)]
@@ -28,6 +32,8 @@ const PRESENCE_BUFFER: usize = 256;
 
 pub struct Hub {
     rooms: Mutex<HashMap<Uuid, broadcast::Sender<RoomNews>>>,
+    /// What this instance needs to hear, for an engine that routes by it.
+    interest: Arc<Interest>,
     pub(super) inboxes: Mutex<Inboxes>,
     /// Events a room's channel holds for subscribers that are busy (`WS_SUBSCRIBER_BUFFER`):
     /// the bound on a room's memory, and on how far behind a subscriber may fall.
@@ -46,10 +52,12 @@ impl Hub {
         room_buffer: usize,
         users: Arc<dyn UserCache>,
     ) -> Arc<Self> {
+        let interest = Arc::new(Interest::default());
         Arc::new(Self {
             users,
             rooms: Mutex::new(HashMap::new()),
-            inboxes: Mutex::new(Inboxes::default()),
+            inboxes: Mutex::new(Inboxes::new(interest.clone())),
+            interest,
             room_buffer,
             resync: watch::channel(0).0,
             revocations,
@@ -57,19 +65,36 @@ impl Hub {
         })
     }
 
-    /// Starts receiving a room's events. Subscribe before reading the database, so nothing
-    /// committed in between is missed.
+    /// Starts receiving a room's events. Subscribe, and wait until the room is `heard`,
+    /// before reading the database, so nothing committed in between is missed.
     pub fn subscribe(self: &Arc<Self>, room_id: Uuid) -> RoomSubscription {
         let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
         let receiver = rooms
             .entry(room_id)
-            .or_insert_with(|| broadcast::channel(self.room_buffer).0)
+            .or_insert_with(|| {
+                self.interest.take(Topic::Room(room_id));
+                broadcast::channel(self.room_buffer).0
+            })
             .subscribe();
         RoomSubscription {
             receiver,
             room_id,
             hub: self.clone(),
         }
+    }
+
+    /// Resolves once the broker hears `topic`: at once unless it routes by interest.
+    pub async fn heard(&self, topic: Topic) {
+        self.interest.heard(topic).await;
+    }
+
+    /// Makes the hub tell the broker what this instance needs to hear. For an engine that
+    /// routes by interest; once.
+    pub(super) fn route_interest(&self) -> tokio::sync::mpsc::UnboundedReceiver<Change> {
+        let changes = self.interest.route();
+        // Everyone hears revocations and the rest, for as long as the instance runs.
+        self.interest.take(Topic::Everyone);
+        changes
     }
 
     pub fn revocations(&self) -> &Revocations {
@@ -171,6 +196,7 @@ impl Drop for RoomSubscription {
             .is_some_and(|sender| sender.receiver_count() <= 1)
         {
             rooms.remove(&self.room_id);
+            self.hub.interest.release(Topic::Room(self.room_id));
         }
     }
 }

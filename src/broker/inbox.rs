@@ -15,7 +15,10 @@ use std::{
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::{Hub, RoomEvent};
+use super::{
+    Hub, RoomEvent,
+    interest::{Interest, Topic},
+};
 use crate::entity::room_event::EventKind;
 
 /// What an inbox hears: in the user's rooms, every message, settings change and change of
@@ -43,8 +46,9 @@ pub struct Inbox {
 #[derive(Debug)]
 pub struct FellBehind;
 
-#[derive(Default)]
 pub(super) struct Inboxes {
+    /// The hub's: an inbox needs its user's topic, and the topics of the user's rooms.
+    interest: Arc<Interest>,
     next_id: u64,
     inboxes: HashMap<u64, Entry>,
     by_user: HashMap<Uuid, Vec<u64>>,
@@ -95,7 +99,11 @@ impl Hub {
                 rooms: HashMap::new(),
             },
         );
-        inboxes.by_user.entry(user_id).or_default().push(id);
+        let ids = inboxes.by_user.entry(user_id).or_default();
+        ids.push(id);
+        if ids.len() == 1 {
+            inboxes.interest.take(Topic::User(user_id));
+        }
         drop(inboxes);
         Inbox {
             id,
@@ -144,13 +152,19 @@ impl Inbox {
         }
         let before: Vec<Uuid> = entry.rooms.keys().copied().collect();
         entry.rooms = read;
-        let now: Vec<(Uuid, bool)> = entry.rooms.iter().map(|(r, s)| (*r, s.member)).collect();
-        for room_id in before {
-            inboxes.unindex(room_id, self.id);
+        let now: HashSet<Uuid> = entry
+            .rooms
+            .iter()
+            .filter(|(_, standing)| standing.member)
+            .map(|(room_id, _)| *room_id)
+            .collect();
+        // Indexed before unindexed: a room in both stays followed throughout.
+        for &room_id in &now {
+            inboxes.index(room_id, self.id);
         }
-        for (room_id, member) in now {
-            if member {
-                inboxes.by_room.entry(room_id).or_default().insert(self.id);
+        for room_id in before {
+            if !now.contains(&room_id) {
+                inboxes.unindex(room_id, self.id);
             }
         }
     }
@@ -172,6 +186,7 @@ impl Drop for Inbox {
             ids.retain(|&id| id != self.id);
             if ids.is_empty() {
                 inboxes.by_user.remove(&entry.user_id);
+                inboxes.interest.release(Topic::User(entry.user_id));
             }
         }
         for room_id in entry.rooms.keys() {
@@ -181,6 +196,16 @@ impl Drop for Inbox {
 }
 
 impl Inboxes {
+    pub(super) fn new(interest: Arc<Interest>) -> Self {
+        Self {
+            interest,
+            next_id: 0,
+            inboxes: HashMap::new(),
+            by_user: HashMap::new(),
+            by_room: HashMap::new(),
+        }
+    }
+
     pub(super) fn room_event(&mut self, event: &RoomEvent) {
         let room_id = event.room_id();
         if let RoomEvent::Change(change) = event
@@ -227,7 +252,11 @@ impl Inboxes {
     }
 
     pub(super) fn room_deleted(&mut self, room_id: Uuid) {
-        for id in self.by_room.remove(&room_id).unwrap_or_default() {
+        let ids = self.by_room.remove(&room_id).unwrap_or_default();
+        if !ids.is_empty() {
+            self.interest.release(Topic::Room(room_id));
+        }
+        for id in ids {
             if let Some(entry) = self.inboxes.get_mut(&id) {
                 entry.rooms.remove(&room_id);
                 entry.send(Mine::RoomDeleted(room_id));
@@ -253,7 +282,7 @@ impl Inboxes {
             },
         );
         if member {
-            self.by_room.entry(room_id).or_default().insert(id);
+            self.index(room_id, id);
         } else {
             self.unindex(room_id, id);
         }
@@ -266,11 +295,20 @@ impl Inboxes {
         }
     }
 
+    fn index(&mut self, room_id: Uuid, id: u64) {
+        let ids = self.by_room.entry(room_id).or_default();
+        if ids.is_empty() {
+            self.interest.take(Topic::Room(room_id));
+        }
+        ids.insert(id);
+    }
+
     fn unindex(&mut self, room_id: Uuid, id: u64) {
         if let Some(ids) = self.by_room.get_mut(&room_id) {
             ids.remove(&id);
             if ids.is_empty() {
                 self.by_room.remove(&room_id);
+                self.interest.release(Topic::Room(room_id));
             }
         }
     }
@@ -282,7 +320,7 @@ mod tests {
 
     use super::*;
     use crate::{
-        broker::{Event, Revocations},
+        broker::{Event, Revocations, interest::Change},
         entity::{
             now,
             room_event::{self, LeaveReason},
@@ -397,6 +435,42 @@ mod tests {
         hub.dispatch(membership(kept, user, 1_001, true));
         let _ = tokio::time::timeout(Duration::from_millis(20), inbox.recv()).await;
         assert_eq!(hears(&hub, &mut inbox, &[kept]).await, Vec::<Uuid>::new());
+    }
+
+    #[tokio::test]
+    async fn an_inbox_follows_its_user_and_rooms_without_letting_go_on_a_reread() {
+        let hub = hub(16);
+        let mut changes = hub.route_interest();
+        let user = Uuid::now_v7();
+        let [kept, dropped, joined] = [(); 3].map(|_| Uuid::now_v7());
+        let inbox = hub.inbox(user);
+        inbox.reading();
+        inbox.read([(kept, 1), (dropped, 1)]);
+        inbox.reading();
+        inbox.read([(kept, 2), (joined, 2)]);
+        drop(inbox);
+        let mut seen = Vec::new();
+        while let Ok(change) = changes.try_recv() {
+            seen.push(match change {
+                Change::Follow(topic, _) => (topic, true),
+                Change::Unfollow(topic) => (topic, false),
+            });
+        }
+        let (room, user) = (Topic::Room, Topic::User(user));
+        let followed: Vec<_> = seen.iter().filter(|(_, f)| *f).map(|(t, _)| *t).collect();
+        let unfollowed: Vec<_> = seen.iter().filter(|(_, f)| !*f).map(|(t, _)| *t).collect();
+        assert_eq!(
+            followed.len(),
+            5,
+            "everyone, the user and three rooms, once each: {followed:?}"
+        );
+        for topic in [user, room(kept), room(dropped), room(joined)] {
+            assert!(followed.contains(&topic));
+        }
+        // `kept` is followed throughout the re-read, and let go with the inbox.
+        assert_eq!(unfollowed.iter().filter(|t| **t == room(kept)).count(), 1);
+        assert!(unfollowed.contains(&room(dropped)) && unfollowed.contains(&user));
+        assert!(!unfollowed.contains(&Topic::Everyone));
     }
 
     #[tokio::test]

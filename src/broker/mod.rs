@@ -6,16 +6,21 @@
 //! into the hubs: the in-memory broker (SQLite, one instance) hands them to the local hub after
 //! the commit; the Postgres broker sends a NOTIFY inside the storing transaction (so it goes out
 //! if and only if the transaction commits, in commit order), and each instance's listener hands
-//! it to its hub. Subscribers never depend on the broker for completeness: they number events
+//! it to its hub; the NATS broker hands them to the local hub after the commit and publishes
+//! them on subjects that only the instances that follow them hear (`interest`). Subscribers never depend on the broker for completeness: they number events
 //! by their room's event seq and read anything they missed from the database (see
 //! `service::chat::feed`).
 //! What crosses instances is sealed (`seal`).
 mod hub;
 mod inbox;
+mod interest;
 mod memory;
+mod nats;
 mod postgres;
+mod receive;
 mod revocation;
 pub(crate) mod seal;
+mod wire;
 
 use std::sync::Arc;
 
@@ -25,7 +30,9 @@ use uuid::Uuid;
 
 pub use hub::{Hub, RoomNews, RoomSubscription};
 pub use inbox::{FellBehind, Inbox, Mine};
+pub use interest::Topic;
 pub use memory::MemoryBroker;
+pub use nats::NatsBroker;
 pub use postgres::{Listening, PgBroker};
 pub use revocation::{Revocations, SessionWatch};
 
@@ -145,9 +152,10 @@ pub trait Broker: Send + Sync {
     /// Announces an event that no transaction makes true (typing, presence).
     async fn publish(&self, event: Event) -> Result<(), DbErr>;
 
-    /// Whether this instance hears every instance's events now. While it does not (its
-    /// Postgres listener is reconnecting), it should get no traffic: it is not ready.
-    fn is_live(&self) -> bool {
-        true
+    /// What this instance cannot hear the others through right now (its Postgres listener
+    /// is reconnecting, NATS is away), if anything: while it cannot, it should get no
+    /// traffic, so it is not ready (`/readyz` names it).
+    fn unavailable(&self) -> Option<&'static str> {
+        None
     }
 }

@@ -29,6 +29,7 @@ pub struct Config {
     pub environment: Environment,
     pub bind_addr: SocketAddr,
     pub database: DatabaseConfig,
+    pub broker: BrokerConfig,
     pub auth: AuthConfig,
     pub http: HttpConfig,
     pub ws: WsConfig,
@@ -179,6 +180,26 @@ pub struct DatabaseConfig {
     pub listen_heartbeat: Duration,
 }
 
+/// How instances tell each other what happened. Unset, Postgres's LISTEN/NOTIFY (or, on
+/// SQLite, nothing: one instance).
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// `nats://host:4222` (or `tls://`), several separated by commas, credentials in the URL
+    /// allowed: NATS carries events, each instance hearing only the rooms and users it serves.
+    /// Kept out of `Debug` output.
+    pub url: Option<SecretString>,
+    /// A NATS `.creds` file (a user JWT and its NKey seed).
+    pub nats_credentials: Option<PathBuf>,
+    /// A PEM file of the CAs that sign the NATS servers' certificates (else the system's).
+    pub nats_ca: Option<PathBuf>,
+    /// Announcements held per followed subject for an instance that is busy; past that NATS
+    /// drops them and the instance catches up from the database.
+    pub nats_buffer: usize,
+    /// The first token of every subject: deployments sharing a NATS cluster do not hear
+    /// each other.
+    pub subject_prefix: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct AuthConfig {
     pub signing: SigningConfig,
@@ -278,6 +299,13 @@ impl Default for Config {
                 max_connections: 16,
                 min_connections: 2,
                 listen_heartbeat: Duration::from_secs(5),
+            },
+            broker: BrokerConfig {
+                url: None,
+                nats_credentials: None,
+                nats_ca: None,
+                nats_buffer: 8192,
+                subject_prefix: "chat".into(),
             },
             auth: AuthConfig {
                 signing: SigningConfig::Hs256(None),

@@ -7,8 +7,8 @@ use std::{path::PathBuf, str::FromStr, time::Duration};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{
-    Config, Environment, ExternalTokensConfig, LogFormat, MAX_NESTING_LIMIT, MIN_SECRET_BYTES,
-    SigningConfig,
+    BrokerConfig, Config, Environment, ExternalTokensConfig, LogFormat, MAX_NESTING_LIMIT,
+    MIN_SECRET_BYTES, SigningConfig,
 };
 
 pub(super) struct Variable {
@@ -65,6 +65,16 @@ pub(super) const VARIABLES: &[Variable] = &[
         }),
     var("DATABASE_LISTEN_HEARTBEAT_SECONDS", |c, v| seconds(&mut c.database.listen_heartbeat, v))
         .checked(|c| positive(&c.database.listen_heartbeat)),
+    var("BROKER_URL", |c, v| set_with(&mut c.broker.url, v, nats_urls))
+        .checked(|c| match (&c.broker.url, c.database.url.expose_secret().starts_with("postgres")) {
+            (Some(_), false) => Err("needs a Postgres DATABASE_URL: a cluster shares one database".into()),
+            _ => Ok(()),
+        }),
+    var("BROKER_NATS_CREDENTIALS_FILE", |c, v| nats_option(c, v, |b, v| b.nats_credentials = Some(v.into()))),
+    var("BROKER_NATS_CA_FILE", |c, v| nats_option(c, v, |b, v| b.nats_ca = Some(v.into()))),
+    var("BROKER_NATS_BUFFER", |c, v| set(&mut c.broker.nats_buffer, v))
+        .checked(|c| positive(&c.broker.nats_buffer)),
+    var("BROKER_NATS_SUBJECT_PREFIX", |c, v| set_with(&mut c.broker.subject_prefix, v, subject_prefix)),
     // The algorithm decides which of the three below apply: the secret with HS256, the key
     // files with EdDSA. The others are ignored.
     var("JWT_ALGORITHM", |c, v| {
@@ -324,6 +334,51 @@ fn external(
     }
 }
 
+/// NATS server URLs, separated by commas. The error does not repeat the value: it may hold a
+/// password.
+fn nats_urls(value: &str) -> Result<Option<SecretString>, String> {
+    let urls: Vec<&str> = value.split(',').map(str::trim).collect();
+    let valid = |url: &str| {
+        ["nats://", "tls://"]
+            .iter()
+            .any(|scheme| url.len() > scheme.len() && url.starts_with(scheme))
+    };
+    match urls.iter().all(|url| valid(url)) {
+        true => Ok(Some(urls.join(",").into())),
+        false => Err("expected nats:// or tls:// URLs, separated by commas".into()),
+    }
+}
+
+/// A setting of the NATS broker, which `BROKER_URL` turns on.
+fn nats_option(
+    c: &mut Config,
+    value: Option<&str>,
+    set: fn(&mut BrokerConfig, &str),
+) -> Result<(), String> {
+    match (&c.broker.url, value) {
+        (_, None) => Ok(()),
+        (Some(_), Some(v)) => {
+            set(&mut c.broker, v.trim());
+            Ok(())
+        }
+        (None, Some(_)) => Err("needs BROKER_URL".into()),
+    }
+}
+
+/// Tokens of a subject: letters, digits, `-` and `_`, separated by dots.
+fn subject_prefix(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    let token = |t: &str| {
+        !t.is_empty()
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    match value.split('.').all(token) {
+        true => Ok(value.into()),
+        false => Err("expected tokens of letters, digits, - and _, separated by dots".into()),
+    }
+}
+
 /// A key file's path: EdDSA cannot sign without it.
 fn key_file(path: &mut PathBuf, value: Option<&str>) -> Result<(), String> {
     *path = value.ok_or("required with EdDSA")?.into();
@@ -441,6 +496,55 @@ mod tests {
     }
 
     #[test]
+    fn nats_needs_postgres_and_its_options_need_nats() {
+        let pg = ("DATABASE_URL", "postgres://chat@db/chat");
+        let config = from(&[
+            pg,
+            ("BROKER_URL", "nats://chat:hunter2@a:4222, tls://b:4222"),
+        ]);
+        let config = config.unwrap();
+        let url = config
+            .broker
+            .url
+            .as_ref()
+            .unwrap()
+            .expose_secret()
+            .to_owned();
+        assert_eq!(url, "nats://chat:hunter2@a:4222,tls://b:4222");
+        for (vars, wanted) in [
+            (
+                vec![("BROKER_URL", "nats://a:4222")],
+                "BROKER_URL: needs a Postgres DATABASE_URL: a cluster shares one database",
+            ),
+            (
+                vec![pg, ("BROKER_URL", "redis://chat:hunter2@a")],
+                "BROKER_URL: expected nats:// or tls:// URLs, separated by commas",
+            ),
+            (
+                vec![pg, ("BROKER_NATS_CREDENTIALS_FILE", "chat.creds")],
+                "BROKER_NATS_CREDENTIALS_FILE: needs BROKER_URL",
+            ),
+            (
+                vec![
+                    pg,
+                    ("BROKER_URL", "nats://a"),
+                    ("BROKER_NATS_SUBJECT_PREFIX", "chat.*"),
+                ],
+                "BROKER_NATS_SUBJECT_PREFIX: expected tokens of letters, digits, - and _, \
+                 separated by dots",
+            ),
+        ] {
+            assert_eq!(from(&vars).unwrap_err().to_string(), wanted);
+        }
+        let prefixed = from(&[
+            pg,
+            ("BROKER_URL", "nats://a"),
+            ("BROKER_NATS_SUBJECT_PREFIX", "eu-1.chat"),
+        ]);
+        assert_eq!(prefixed.unwrap().broker.subject_prefix, "eu-1.chat");
+    }
+
+    #[test]
     fn a_bad_smtp_url_is_refused_without_repeating_it() {
         let err = from(&[("SMTP_URL", "ftp://mailer:hunter2@mail.example")]).unwrap_err();
         let err = err.to_string();
@@ -462,6 +566,7 @@ mod tests {
             .collect();
         let wanted = [
             "ACCESS_TOKEN_TTL_SECONDS",
+            "BROKER_NATS_BUFFER",
             "DATABASE_LISTEN_HEARTBEAT_SECONDS",
             "DATABASE_MAX_CONNECTIONS",
             "EMAIL_VERIFICATION_TTL_SECONDS",

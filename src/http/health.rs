@@ -12,13 +12,13 @@ pub async fn healthz() -> Json<Value> {
 }
 
 /// 200 only while the database answers (within a second) and this instance hears the others
-/// (its Postgres listener is connected and caught up), so a load balancer stops sending
+/// (its Postgres listener, or NATS, is connected and caught up; the reason names which), so a load balancer stops sending
 /// traffic to an instance that could only fail it, or whose subscribers would hear nothing
 /// and whose sockets would not learn of a logout elsewhere.
 pub async fn readyz(State(http): State<HttpState>) -> (StatusCode, Json<Value>) {
-    if !http.state.broker.is_live() {
-        tracing::warn!("readiness: not listening to the other instances");
-        return unavailable("listener");
+    if let Some(reason) = http.state.broker.unavailable() {
+        tracing::warn!(reason, "readiness: not hearing the other instances");
+        return unavailable(reason);
     }
     match tokio::time::timeout(Duration::from_secs(1), http.state.db.ping()).await {
         Ok(Ok(())) => (StatusCode::OK, Json(json!({ "status": "ready" }))),

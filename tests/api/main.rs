@@ -19,6 +19,7 @@ mod introspection;
 mod limits;
 mod mail;
 mod malformed;
+mod nats;
 mod nesting;
 mod persisted;
 mod playground;

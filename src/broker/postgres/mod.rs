@@ -5,7 +5,6 @@
 //! hands what it hears to its hub (`listener`). What travels is sealed (`wire`, and
 //! `broker::seal`): nobody without the instances' key can forge an event or read one.
 mod listener;
-mod wire;
 
 use std::{
     sync::{
@@ -22,7 +21,7 @@ use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{Broker, Event, Hub, UserCache, seal::Seal};
+use super::{Broker, Event, Hub, UserCache, receive::Receive, seal::Seal, wire};
 
 const CHANNEL: &str = "chat_events";
 
@@ -63,10 +62,13 @@ impl PgBroker {
         let listener = listener::Listener {
             listening,
             own_channel: format!("chat_heartbeat_{}", Uuid::new_v4().simple()),
-            db: db.clone(),
-            hub: hub.clone(),
-            authors,
-            seal: seal.clone(),
+            receive: Receive::new(
+                db.clone(),
+                hub.clone(),
+                authors,
+                seal.clone(),
+                shutdown.clone(),
+            ),
             live: live.clone(),
             shutdown,
         };
@@ -114,7 +116,7 @@ impl Broker for PgBroker {
         }
     }
 
-    fn is_live(&self) -> bool {
-        self.live.load(Ordering::Relaxed)
+    fn unavailable(&self) -> Option<&'static str> {
+        (!self.live.load(Ordering::Relaxed)).then_some("listener")
     }
 }

@@ -19,7 +19,7 @@ use super::{
     messages::with_author,
 };
 use crate::{
-    broker::{Event, RoomEvent},
+    broker::{Event, RoomEvent, Topic},
     entity::{
         membership::RoomRole,
         message, now, room,
@@ -52,6 +52,7 @@ impl Chat {
         // Subscribe before reading where the room is: whatever commits after this is in the
         // channel, whatever committed before is in the database.
         let live = self.hub.subscribe(room_id);
+        self.hub.heard(Topic::Room(room_id)).await;
         let access = room_access(&self.db, room_id, viewer.user_id).await?;
         Action::Take.check(&access)?;
         let room = access.room;

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::{Chat, Subscriber, feed::retrying};
 use crate::{
-    broker::{FellBehind, Inbox, Mine},
+    broker::{FellBehind, Inbox, Mine, Topic},
     entity::{membership, room},
     error::AppResult,
     service::auth::Viewer,
@@ -24,6 +24,7 @@ impl Chat {
     ) -> AppResult<impl Stream<Item = AppResult<Mine>> + use<>> {
         // Opened before the read, like a room's subscription (see `broker::inbox`).
         let inbox = self.hub.inbox(viewer.user_id);
+        self.hub.heard(Topic::User(viewer.user_id)).await;
         let resyncs = self.hub.resyncs();
         read_rooms(&self.db, &inbox, viewer.user_id).await?;
         let state = Following {

@@ -72,6 +72,17 @@ pub async fn spawn_app_with(backend: &Backend, configure: impl FnOnce(&mut Confi
 
 /// Another server instance on an existing test database.
 pub async fn spawn_on(db: Arc<TestDb>, configure: impl FnOnce(&mut Config)) -> TestApp {
+    let app = start_on(db, configure).await;
+    // On Postgres, ready once its listener hears the other instances.
+    let (status, body) = app
+        .ready_within(Duration::from_secs(10), |status, _| status == 200)
+        .await;
+    assert_eq!(status, 200, "the server did not become ready: {body}");
+    app
+}
+
+/// The same, returning as soon as it serves, ready or not.
+pub async fn start_on(db: Arc<TestDb>, configure: impl FnOnce(&mut Config)) -> TestApp {
     init_test_logging();
     let mut config = test_config(&db);
     configure(&mut config);
@@ -82,20 +93,14 @@ pub async fn spawn_on(db: Arc<TestDb>, configure: impl FnOnce(&mut Config)) -> T
     let server = tokio::spawn(app.run(async {
         let _ = rx.await;
     }));
-    let app = TestApp {
+    TestApp {
         url: format!("http://{addr}"),
         metrics_url,
         client: test_client(),
         db,
         shutdown: Some(tx),
         server: Some(server),
-    };
-    // On Postgres, ready once its listener hears the other instances.
-    let (status, body) = app
-        .ready_within(Duration::from_secs(10), |status, _| status == 200)
-        .await;
-    assert_eq!(status, 200, "the server did not become ready: {body}");
-    app
+    }
 }
 
 /// Logs stay quiet unless `TEST_LOG` is set.

@@ -6,6 +6,7 @@ mod chat;
 mod db;
 mod gql;
 mod mailbox;
+mod nats;
 mod proxy;
 mod ws;
 
@@ -13,6 +14,7 @@ pub use app::*;
 pub use db::*;
 pub use gql::*;
 pub use mailbox::*;
+pub use nats::*;
 pub use proxy::*;
 pub use ws::*;
 

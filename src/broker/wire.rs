@@ -1,6 +1,7 @@
-//! What one notification carries: an event in short JSON, sealed (see `broker::seal`), under
-//! Postgres's 8000-byte limit. A message goes whole when it fits, else without its body, which
-//! each listener then reads once for its whole instance.
+//! What one announcement carries, on either engine: an event in short JSON, sealed (see
+//! `broker::seal`), under Postgres's 8000-byte limit for a notification (NATS takes more, but
+//! one format serves both). A message goes whole when it fits, else without its body, which
+//! each instance then reads once for all its subscribers.
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -49,6 +50,10 @@ pub(super) enum Wire {
     Revoked { s: Vec<Uuid> },
     #[serde(rename = "u")]
     UserChanged { u: Uuid },
+    /// An instance could not announce some of its events (its queue to NATS overflowed while
+    /// NATS was away): every instance reads what it may have missed from the database.
+    #[serde(rename = "g")]
+    CatchUp {},
 }
 
 /// A message: id, room, seq, event seq, author, client id, time, the message it replies to,
@@ -195,6 +200,11 @@ fn message(chat: &Arc<ChatMessage>, to_json: impl Fn(&Wire) -> Vec<u8>) -> Vec<u
         message.b = None;
     }
     to_json(&wire)
+}
+
+/// The sealed payload that asks every instance to catch up.
+pub(super) fn catch_up(seal: &Seal) -> String {
+    seal.seal(&serde_json::to_vec(&Wire::CatchUp {}).expect("wire events serialize"))
 }
 
 /// The event in a payload, or `None` for one that was not sealed by an instance of ours.
