@@ -14,5 +14,6 @@ pub mod pool;
 pub mod progress;
 pub mod report;
 pub mod setup;
+pub mod spread;
 pub mod sys;
 pub mod ws;

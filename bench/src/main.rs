@@ -11,7 +11,8 @@ use chat_bench::fanout::FanoutConfig;
 use chat_bench::http::{HttpConfig, Query};
 use chat_bench::idle::IdleConfig;
 use chat_bench::login::LoginConfig;
-use chat_bench::{baseline, fanout, http, idle, login, sys};
+use chat_bench::spread::SpreadConfig;
+use chat_bench::{baseline, fanout, http, idle, login, spread, sys};
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
@@ -48,6 +49,8 @@ enum Command {
     Idle(IdleArgs),
     /// End-to-end latency, loss and duplication of one room's messages to N subscribers.
     Fanout(FanoutArgs),
+    /// Events each instance hears from the others when subscribers spread over many rooms.
+    Spread(SpreadArgs),
     /// Run the thinnest async-graphql + axum server, to compare `http --query typename` with.
     Baseline(BaselineArgs),
 }
@@ -156,6 +159,17 @@ struct FanoutArgs {
     sockets_opts: SocketArgs,
     #[command(flatten)]
     setup: SetupArgs,
+}
+
+#[derive(Args)]
+struct SpreadArgs {
+    /// The other instances (the first is --url; messages are sent through it).
+    #[arg(long = "also", required = true)]
+    also: Vec<String>,
+    #[arg(long, default_value_t = 100)]
+    rooms: usize,
+    #[arg(long, default_value_t = 2000)]
+    messages: usize,
 }
 
 #[derive(Args)]
@@ -291,6 +305,14 @@ async fn run(cli: Cli) -> Result<()> {
                 typists: a.typists,
             };
             print(json, &fanout::run(config).await?)
+        }
+        Command::Spread(a) => {
+            let config = SpreadConfig {
+                urls: std::iter::once(url).chain(a.also).collect(),
+                rooms: a.rooms,
+                messages: a.messages,
+            };
+            print(json, &spread::run(config).await?)
         }
         Command::Baseline(a) => baseline::run(a.bind, a.prepared_frames).await,
     }
