@@ -211,6 +211,50 @@ postgres_tests! {
         assert!(metric(&a, "chat_broker_dropped_total").await > dropped_before, "NATS dropped nothing");
     }
 
+    async fn announcements_from_outside_the_cluster_change_nothing(db) {
+        let Some(nats) = NatsServer::start(&[]).await else { return };
+        let (a, _b) = on_nats(&db, &nats, |_| {}).await;
+        let rex = a.register("rex").await;
+        let room = a.create_room(&rex, "guarded", true).await;
+        let start = a.send_message(&rex, &room, "start").await;
+        let mut ws = a.watching(&rex, &room, &start).await;
+        let me = a.me(&rex.access_token).await;
+        let user_id = me.ok()["me"]["id"].as_str().unwrap().to_owned();
+        let session_id = claims_of(&rex.access_token)["sid"].as_str().unwrap().to_owned();
+        let refused_before = metric(&a, "chat_notifications_refused_total").await;
+
+        // Anyone who may connect to NATS may publish on the instances' subjects.
+        let intruder = async_nats::connect(nats.url(None)).await.expect("connect to NATS");
+        let forged = [
+            (room_subject(&room), json!({ "k": "m", "i": uuid::Uuid::now_v7(), "r": room, "s": 2, "e": 2,
+                "a": user_id, "t": "2026-01-01T00:00:00Z", "b": "forged" }).to_string()),
+            ("chat.all".to_owned(), json!({ "k": "x", "s": [session_id] }).to_string()),
+            ("chat.all".to_owned(), "AAAA".repeat(20)),
+            ("chat.all".to_owned(), String::from_utf8_lossy(&[0xff, 0xfe]).into_owned()),
+        ];
+        for (subject, payload) in forged {
+            intruder.publish(subject, payload.into()).await.unwrap();
+        }
+        intruder.flush().await.unwrap();
+        let mut refused = refused_before;
+        for _ in 0..100 {
+            refused = metric(&a, "chat_notifications_refused_total").await;
+            if refused >= refused_before + 4.0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(refused >= refused_before + 4.0, "every forgery refused: {refused_before} → {refused}");
+
+        // The genuine seq 2 is delivered, not taken for a duplicate of the forged one, and
+        // the session still works.
+        a.send_message(&rex, &room, "genuine").await;
+        let next = ws.next("s").await;
+        assert_eq!(next["data"]["messageAdded"]["body"], "genuine", "{next}");
+        assert_eq!(next["data"]["messageAdded"]["seq"], 2, "{next}");
+        assert_eq!(a.me(&rex.access_token).await.ok()["me"]["id"], json!(user_id));
+    }
+
     async fn credentials_travel_in_the_url_and_wrong_ones_leave_the_instance_unready(db) {
         let Some(nats) = NatsServer::start(&["--user", "chat", "--pass", "s3cret-pass"]).await else { return };
         let good = spawn_app_with(&db, |c| c.broker.url = Some(nats.url(Some("chat:s3cret-pass")).into())).await;
