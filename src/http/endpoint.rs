@@ -18,7 +18,7 @@ use super::{
     HttpState, cookie,
     media::{self, ResponseType},
     playground,
-    wire::{RequestParams, WireResponse, is_request_error},
+    wire::{RequestFields, RequestParams, WireResponse, is_request_error},
     ws,
 };
 use crate::{
@@ -126,7 +126,8 @@ pub async fn get(
         return ws::upgrade(websocket, http, caller.ip, cookie);
     }
     let params = params.ok().map(|Query(p)| p);
-    // A document, whole or named by its hash (a persisted query).
+    // A document, whole or named by its hash (a persisted query): else a browser gets the
+    // playground. Whether it really names one is known once `extensions` is parsed.
     let asks = params
         .as_ref()
         .is_some_and(|p| p.query.is_some() || p.document_id.is_some() || p.extensions.is_some());
@@ -136,7 +137,7 @@ pub async fn get(
     let Some(media) = media::negotiate(&headers) else {
         return not_acceptable();
     };
-    let Some(params) = params.filter(|_| asks) else {
+    let Some(params) = params else {
         return request_failure(
             media,
             StatusCode::BAD_REQUEST,
@@ -166,7 +167,7 @@ pub async fn get(
             );
         }
     };
-    let params = RequestParams {
+    let fields = RequestFields {
         query: params.query,
         operation_name: params.operation_name,
         variables,
@@ -174,13 +175,13 @@ pub async fn get(
         extensions,
     };
     // `extensions` without a persisted query names no document either.
-    if !params.has_document() {
+    let Ok(params) = RequestParams::try_from(fields) else {
         return request_failure(
             media,
             StatusCode::BAD_REQUEST,
             "the query parameter is required",
         );
-    }
+    };
     let request = params.into_request(caller, &http.documents);
     let mut request = match request {
         Ok(request) => request,

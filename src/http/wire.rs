@@ -8,7 +8,7 @@ use crate::{
     error::AppError,
     graphql::{
         guard::Caller,
-        pipeline::{DocumentHash, Documents, refused},
+        pipeline::{Asked, DocumentHash, Documents, refused},
     },
 };
 
@@ -16,15 +16,24 @@ use crate::{
 /// unknown one is repeated in the error, so its length must not be the client's to choose.
 pub const MAX_OPERATION_NAME: usize = 128;
 
-/// The fields of a GraphQL request: a POST body, GET parameters (as strings, decoded first),
+/// A GraphQL request as it arrives: a POST body, GET parameters (as strings, decoded first),
 /// or a WebSocket `subscribe` payload. The document comes as `query`, or is named by its
 /// sha256 (a persisted document: see `graphql::pipeline::persisted`), or both.
 ///
-/// A body or payload with neither does not deserialize: it is not a GraphQL request (400 over
-/// HTTP whatever the response type, 4400 on a socket), as before documents had hashes.
+/// One with neither does not deserialize: it is not a GraphQL request (400 over HTTP
+/// whatever the response type, 4400 on a socket), as before documents had hashes.
 #[derive(Deserialize)]
-#[serde(try_from = "Fields")]
+#[serde(try_from = "RequestFields")]
 pub struct RequestParams {
+    document: Document,
+    operation_name: Option<String>,
+    variables: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// The fields of a request, any of them missing.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestFields {
     pub query: Option<String>,
     pub operation_name: Option<String>,
     pub variables: Option<serde_json::Map<String, serde_json::Value>>,
@@ -34,38 +43,55 @@ pub struct RequestParams {
     pub extensions: Option<RequestExtensions>,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Fields {
-    query: Option<String>,
-    operation_name: Option<String>,
-    variables: Option<serde_json::Map<String, serde_json::Value>>,
-    document_id: Option<String>,
-    extensions: Option<RequestExtensions>,
+/// How a request gives its document.
+enum Document {
+    Text(String),
+    /// By a hash, with the text or without (an automatic persisted query sends the hash
+    /// first, then both when the server did not know it).
+    Named {
+        text: Option<String>,
+        name: Name,
+    },
 }
 
-impl TryFrom<Fields> for RequestParams {
+/// Where the hash is, as sent: checked only when the request is run, so that a bad one is a
+/// coded error rather than a request that does not deserialize.
+enum Name {
+    DocumentId(String),
+    Persisted(PersistedQuery),
+    Both,
+}
+
+impl TryFrom<RequestFields> for RequestParams {
     type Error = &'static str;
 
-    fn try_from(f: Fields) -> Result<Self, Self::Error> {
-        let named = f.document_id.is_some()
-            || f.extensions
-                .as_ref()
-                .is_some_and(|extensions| extensions.persisted_query.is_some());
-        let params = RequestParams {
+    fn try_from(f: RequestFields) -> Result<Self, Self::Error> {
+        let persisted = f.extensions.and_then(|e| e.persisted_query);
+        let name = match (f.document_id, persisted) {
+            (None, None) => None,
+            (Some(id), None) => Some(Name::DocumentId(id)),
+            (None, Some(persisted)) => Some(Name::Persisted(persisted)),
+            (Some(_), Some(_)) => Some(Name::Both),
+        };
+        let document = match (f.query, name) {
+            (Some(text), None) => Document::Text(text),
             // graphql-ws (6) sends no subscribe without a `query` string: beside a hash, an
             // empty one is no text at all (an empty document is never GraphQL anyway).
-            query: f.query.filter(|query| !(named && query.is_empty())),
+            (text, Some(name)) => Document::Named {
+                text: text.filter(|text| !text.is_empty()),
+                name,
+            },
+            (None, None) => {
+                return Err(
+                    "missing field `query` (or `documentId`, or `extensions.persistedQuery`)",
+                );
+            }
+        };
+        Ok(RequestParams {
+            document,
             operation_name: f.operation_name,
             variables: f.variables,
-            document_id: f.document_id,
-            extensions: f.extensions,
-        };
-        if params.has_document() {
-            Ok(params)
-        } else {
-            Err("missing field `query` (or `documentId`, or `extensions.persistedQuery`)")
-        }
+        })
     }
 }
 
@@ -95,22 +121,26 @@ impl RequestParams {
         caller: Caller,
         documents: &Documents,
     ) -> Result<Request, Box<Response>> {
+        let refuse = |error: AppError| Box::new(refused(error.to_server_error()));
         if self
             .operation_name
             .as_ref()
             .is_some_and(|name| name.len() > MAX_OPERATION_NAME)
         {
-            let error = AppError::bad_input(
+            return Err(refuse(AppError::bad_input(
                 "operationName",
                 format!("operationName must be at most {MAX_OPERATION_NAME} bytes"),
-            );
-            return Err(Box::new(refused(error.to_server_error())));
+            )));
         }
-        let named = self
-            .named_document()
-            .map_err(|error| Box::new(refused(error.to_server_error())))?;
+        let asked = match self.document {
+            Document::Text(text) => Asked::Text(text),
+            Document::Named { text, name } => match (text, name.hash().map_err(refuse)?) {
+                (Some(text), hash) => Asked::Both(text, hash),
+                (None, hash) => Asked::Hash(hash),
+            },
+        };
         let (query, doc) = documents
-            .resolve(self.query, named)
+            .resolve(asked)
             .map_err(|error| Box::new(refused(error)))?;
         let mut request = Request::new(query).data(caller);
         request.set_parsed_query(doc);
@@ -120,38 +150,25 @@ impl RequestParams {
         }
         Ok(request)
     }
+}
 
-    /// Whether it carries a document, whole or by hash.
-    pub fn has_document(&self) -> bool {
-        self.query.is_some()
-            || self.document_id.is_some()
-            || self
-                .extensions
-                .as_ref()
-                .is_some_and(|extensions| extensions.persisted_query.is_some())
-    }
-
-    /// The hash of the persisted document the request names, if it names one. A hash is 64
-    /// hex digits and nothing else; what a client sends instead is refused, not repeated.
-    fn named_document(&self) -> Result<Option<DocumentHash>, AppError> {
+impl Name {
+    /// The hash it names. A hash is 64 hex digits and nothing else; what a client sends
+    /// instead is refused, not repeated.
+    fn hash(&self) -> Result<DocumentHash, AppError> {
         const HASH: &str = "extensions.persistedQuery.sha256Hash";
-        let persisted = self
-            .extensions
-            .as_ref()
-            .and_then(|extensions| extensions.persisted_query.as_ref());
-        match (&self.document_id, persisted) {
-            (None, None) => Ok(None),
-            (Some(_), Some(_)) => Err(AppError::bad_input(
+        match self {
+            Name::Both => Err(AppError::bad_input(
                 "documentId",
                 "send documentId or extensions.persistedQuery, not both",
             )),
-            (Some(id), None) => {
+            Name::DocumentId(id) => {
                 let hex = id.strip_prefix("sha256:").unwrap_or(id);
-                DocumentHash::from_hex(hex).map(Some).ok_or_else(|| {
+                DocumentHash::from_hex(hex).ok_or_else(|| {
                     AppError::bad_input("documentId", "documentId must be sha256:<64 hex digits>")
                 })
             }
-            (None, Some(persisted)) => {
+            Name::Persisted(persisted) => {
                 // The protocol's only version; Apollo Server's message.
                 if persisted.version.as_ref().and_then(|v| v.as_f64()) != Some(1.0) {
                     return Err(AppError::bad_input(
@@ -163,7 +180,7 @@ impl RequestParams {
                     .sha256_hash
                     .as_deref()
                     .ok_or_else(|| AppError::bad_input(HASH, format!("{HASH} is required")))?;
-                DocumentHash::from_hex(hash).map(Some).ok_or_else(|| {
+                DocumentHash::from_hex(hash).ok_or_else(|| {
                     AppError::bad_input(HASH, format!("{HASH} must be 64 hexadecimal digits"))
                 })
             }

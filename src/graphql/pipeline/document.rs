@@ -60,6 +60,15 @@ const MAX_CACHED_LENGTH: usize = 16 * 1024;
 /// cut to this many bytes.
 const MAX_PARSE_MESSAGE: usize = 1024;
 
+/// What a request gives of its document: the text, a hash naming a persisted one, or both
+/// (an automatic persisted query's second try).
+#[derive(Debug)]
+pub enum Asked {
+    Text(String),
+    Hash(DocumentHash),
+    Both(String, DocumentHash),
+}
+
 pub struct Documents {
     store: Store,
     max_nesting: usize,
@@ -173,50 +182,43 @@ impl Documents {
         Ok(allowed)
     }
 
-    /// The text and parsed document a request runs: the `query` it sent, or the document its
-    /// hash (`named`) finds, or the `query` checked against its hash. Or why it is refused:
+    /// The text and parsed document a request runs: the text it sent, or the document its
+    /// hash finds, or the text checked against its hash. Or why it is refused:
     /// `GRAPHQL_PARSE_FAILED` (over the scan's limits, or not GraphQL),
     /// `GRAPHQL_VALIDATION_FAILED` (over a document limit), `PERSISTED_QUERY_NOT_FOUND` (a
     /// hash not held, or with an allow-list any document not on it), `PERSISTED_QUERY_NOT_SUPPORTED`
-    /// (a hash, and no documents kept), `BAD_USER_INPUT` (no document at all, or a text that is
-    /// not what its hash says).
-    pub fn resolve(
-        &self,
-        query: Option<String>,
-        named: Option<DocumentHash>,
-    ) -> Result<(String, ExecutableDocument), ServerError> {
+    /// (a hash, and no documents kept), `BAD_USER_INPUT` (a text that is not what its hash
+    /// says).
+    pub fn resolve(&self, asked: Asked) -> Result<(String, ExecutableDocument), ServerError> {
         // As Apollo Server: without a store, a request that names a hash is refused whatever
         // else it holds, so that an APQ client stops sending hashes and sends the text alone.
-        if named.is_some() && matches!(self.store, Store::Recent(None)) {
+        if !matches!(asked, Asked::Text(_)) && matches!(self.store, Store::Recent(None)) {
             return Err(persisted::not_supported());
         }
-        let Some(text) = query else {
-            let Some(hash) = named else {
+        let (text, hash) = match asked {
+            Asked::Hash(hash) => {
+                return match self.find(hash) {
+                    Some(kept) => Ok((kept.text.as_ref().to_owned(), kept.doc)),
+                    None => Err(persisted::not_found()),
+                };
+            }
+            Asked::Text(text) => (text, None),
+            // Else a client could have any document run under another one's hash.
+            Asked::Both(text, hash) if hash != DocumentHash::of(&text) => {
                 return Err(AppError::bad_input(
-                    "query",
-                    "a request needs a query, or a documentId or extensions.persistedQuery \
-                     naming a persisted document",
+                    "extensions.persistedQuery.sha256Hash",
+                    "provided sha does not match query",
                 )
                 .to_server_error());
-            };
-            return match self.find(hash) {
-                Some(kept) => Ok((kept.text.as_ref().to_owned(), kept.doc)),
-                None => Err(persisted::not_found()),
-            };
+            }
+            Asked::Both(text, hash) => (text, Some(hash)),
         };
-        // Else a client could have any document run under another one's hash.
-        if named.is_some_and(|named| named != DocumentHash::of(&text)) {
-            return Err(AppError::bad_input(
-                "extensions.persistedQuery.sha256Hash",
-                "provided sha does not match query",
-            )
-            .to_server_error());
-        }
+        let hash = || hash.unwrap_or_else(|| DocumentHash::of(&text));
         let cache = match &self.store {
             Store::Recent(cache) => cache,
             // Run whole if it is on the list; else refused before the parser sees it.
             Store::AllowList(allowed) => {
-                return match allowed.get(&DocumentHash::of(&text)) {
+                return match allowed.get(&hash()) {
                     Some(kept) => Ok((text, kept.doc.clone())),
                     None => Err(persisted::not_found()),
                 };
@@ -229,7 +231,7 @@ impl Documents {
         if let Some(cache) = cache
             && text.len() <= MAX_CACHED_LENGTH
         {
-            let hash = DocumentHash::of(&text);
+            let hash = hash();
             lock(cache).keep(text.as_str().into(), hash, doc.clone());
         }
         Ok((text, doc))
@@ -332,7 +334,7 @@ mod tests {
 
     impl Documents {
         fn parse_text(&self, query: &str) -> Result<ExecutableDocument, ServerError> {
-            self.resolve(Some(query.to_owned()), None)
+            self.resolve(Asked::Text(query.to_owned()))
                 .map(|(_, doc)| doc)
         }
 
@@ -384,11 +386,11 @@ mod tests {
         config.document_cache = 5;
         let documents = Documents::new(&config).unwrap();
         let text = |i: usize| format!("query Q{i} {{ __typename }}");
-        let find = |i: usize| documents.resolve(None, Some(DocumentHash::of(&text(i))));
+        let find = |i: usize| documents.resolve(Asked::Hash(DocumentHash::of(&text(i))));
         assert_eq!(code(&find(0).unwrap_err()), "PERSISTED_QUERY_NOT_FOUND");
         for i in 0..15 {
             let hash = DocumentHash::of(&text(i));
-            documents.resolve(Some(text(i)), Some(hash)).unwrap();
+            documents.resolve(Asked::Both(text(i), hash)).unwrap();
             assert!(documents.kept() <= 5, "{}", documents.kept());
         }
         assert_eq!(documents.kept(), 5);
@@ -399,9 +401,9 @@ mod tests {
         // Too long to keep: parsed, run, never found by its hash.
         let long = format!("{{ __typename }} # {}", "x".repeat(MAX_CACHED_LENGTH));
         documents
-            .resolve(Some(long.clone()), Some(DocumentHash::of(&long)))
+            .resolve(Asked::Both(long.clone(), DocumentHash::of(&long)))
             .unwrap();
-        let miss = documents.resolve(None, Some(DocumentHash::of(&long)));
+        let miss = documents.resolve(Asked::Hash(DocumentHash::of(&long)));
         assert_eq!(code(&miss.unwrap_err()), "PERSISTED_QUERY_NOT_FOUND");
     }
 
@@ -410,13 +412,11 @@ mod tests {
         let documents = documents();
         let other = DocumentHash::of("{ me { id } }");
         let refused = documents
-            .resolve(Some("{ __typename }".into()), Some(other))
+            .resolve(Asked::Both("{ __typename }".into(), other))
             .unwrap_err();
         assert_eq!(code(&refused), "BAD_USER_INPUT");
         assert_eq!(refused.message, "provided sha does not match query");
         assert_eq!(documents.kept(), 0, "nothing is kept under another's hash");
-        let neither = documents.resolve(None, None).unwrap_err();
-        assert_eq!(code(&neither), "BAD_USER_INPUT");
     }
 
     #[test]
@@ -426,8 +426,8 @@ mod tests {
         let documents = Documents::new(&config).unwrap();
         let text = "{ __typename }";
         let hash = DocumentHash::of(text);
-        for query in [None, Some(text.to_owned())] {
-            let refused = documents.resolve(query, Some(hash)).unwrap_err();
+        for asked in [Asked::Hash(hash), Asked::Both(text.to_owned(), hash)] {
+            let refused = documents.resolve(asked).unwrap_err();
             assert_eq!(code(&refused), "PERSISTED_QUERY_NOT_SUPPORTED");
         }
         documents.parse_text(text).unwrap();
@@ -448,14 +448,14 @@ mod tests {
         let mut config = crate::config::Config::default().graphql;
         config.persisted_operations = Some(path.clone());
         let documents = Documents::new(&config).unwrap();
-        assert_eq!(documents.resolve(None, Some(hash)).unwrap().0, listed);
+        assert_eq!(documents.resolve(Asked::Hash(hash)).unwrap().0, listed);
         documents.parse_text(listed).unwrap();
         // Anything else, even what would not parse, is refused the same way, unparsed.
         for other in ["{ __typename }", "{ me {", ""] {
             let refused = documents.parse_text(other).unwrap_err();
             assert_eq!(code(&refused), "PERSISTED_QUERY_NOT_FOUND", "{other}");
         }
-        let unknown = documents.resolve(None, Some(DocumentHash::of("{ __typename }")));
+        let unknown = documents.resolve(Asked::Hash(DocumentHash::of("{ __typename }")));
         assert_eq!(code(&unknown.unwrap_err()), "PERSISTED_QUERY_NOT_FOUND");
         assert_eq!(documents.kept(), 1, "nothing is learned");
 

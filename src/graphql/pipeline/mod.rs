@@ -17,7 +17,7 @@ mod variables;
 mod writes;
 
 pub use codes::{ErrorCodes, refused};
-pub use document::{Documents, selected_operation};
+pub use document::{Asked, Documents, selected_operation};
 pub use introspection::NoSchemaDescription;
 pub use persisted::{DocumentHash, is_persisted_miss};
 pub use writes::WriteLimits;
