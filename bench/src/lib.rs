@@ -6,6 +6,7 @@
 pub mod baseline;
 pub mod client;
 pub mod fanout;
+pub mod floor;
 pub mod gql;
 pub mod http;
 pub mod idle;

@@ -12,7 +12,7 @@ use chat_bench::http::{HttpConfig, Query};
 use chat_bench::idle::IdleConfig;
 use chat_bench::login::LoginConfig;
 use chat_bench::spread::SpreadConfig;
-use chat_bench::{baseline, fanout, http, idle, login, spread, sys};
+use chat_bench::{baseline, fanout, floor, http, idle, login, spread, sys};
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
@@ -152,6 +152,10 @@ struct FanoutArgs {
     /// Subscribe to roomEvents (every event of the room) instead of messageAdded.
     #[arg(long)]
     room_events: bool,
+    /// Run the same fan-out against the machine's floor first (`baseline --prepared-frames`,
+    /// started by the bench), and print the server's p99 and deliveries/s as multiples of it.
+    #[arg(long)]
+    floor: bool,
     /// Users who keep typing in the room meanwhile (a setTyping every 2 s each).
     #[arg(long, default_value_t = 0)]
     typists: usize,
@@ -304,7 +308,10 @@ async fn run(cli: Cli) -> Result<()> {
                 room_events: a.room_events,
                 typists: a.typists,
             };
-            print(json, &fanout::run(config).await?)
+            match a.floor {
+                true => print(json, &floor::run(config).await?),
+                false => print(json, &fanout::run(config).await?),
+            }
         }
         Command::Spread(a) => {
             let config = SpreadConfig {
