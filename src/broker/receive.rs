@@ -29,10 +29,10 @@ use crate::{
 };
 
 pub(super) struct Receive {
-    pub db: DatabaseConnection,
-    pub hub: Arc<Hub>,
-    pub authors: Arc<dyn UserCache>,
-    pub seal: Arc<Seal>,
+    db: DatabaseConnection,
+    hub: Arc<Hub>,
+    authors: Arc<dyn UserCache>,
+    seal: Arc<Seal>,
     refusals: Mutex<Refusals>,
     shutdown: CancellationToken,
 }

@@ -53,23 +53,6 @@ async fn following(nats: &NatsServer, room: &str) {
     panic!("nobody follows room {room}");
 }
 
-/// A number from `app`'s `/metrics`: the sum of the series named `name`.
-async fn metric(app: &TestApp, name: &str) -> f64 {
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|line| line.split([' ', '{']).next() == Some(name))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 postgres_tests! {
     async fn messages_revocations_and_inboxes_cross_instances_over_nats(db) {
         let Some(nats) = NatsServer::start(&[]).await else { return };
@@ -193,7 +176,7 @@ postgres_tests! {
         let room = a.create_room(&pat, "busy", false).await;
         let start = b.send_message(&pat, &room, "start").await;
         let mut ws = a.watching(&pat, &room, &start).await;
-        let dropped_before = metric(&a, "chat_broker_dropped_total").await;
+        let dropped_before = a.metric("chat_broker_dropped_total").await;
         let mut next = 2;
         // Each burst is followed by nothing that could reveal a gap at its end: only the
         // catch-up that a drop sets off can deliver a lost tail.
@@ -208,7 +191,7 @@ postgres_tests! {
             next += 50;
         }
         assert!(ws.next_within("s", Duration::from_millis(500)).await.is_none(), "nothing twice");
-        assert!(metric(&a, "chat_broker_dropped_total").await > dropped_before, "NATS dropped nothing");
+        assert!(a.metric("chat_broker_dropped_total").await > dropped_before, "NATS dropped nothing");
     }
 
     async fn announcements_from_outside_the_cluster_change_nothing(db) {
@@ -221,7 +204,7 @@ postgres_tests! {
         let me = a.me(&rex.access_token).await;
         let user_id = me.ok()["me"]["id"].as_str().unwrap().to_owned();
         let session_id = claims_of(&rex.access_token)["sid"].as_str().unwrap().to_owned();
-        let refused_before = metric(&a, "chat_notifications_refused_total").await;
+        let refused_before = a.metric("chat_notifications_refused_total").await;
 
         // Anyone who may connect to NATS may publish on the instances' subjects.
         let intruder = async_nats::connect(nats.url(None)).await.expect("connect to NATS");
@@ -238,7 +221,7 @@ postgres_tests! {
         intruder.flush().await.unwrap();
         let mut refused = refused_before;
         for _ in 0..100 {
-            refused = metric(&a, "chat_notifications_refused_total").await;
+            refused = a.metric("chat_notifications_refused_total").await;
             if refused >= refused_before + 4.0 {
                 break;
             }

@@ -99,18 +99,7 @@ async fn a_socket_replays_a_few_histories_at_once() {
 
 /// The counter of catch-up reads of a server of its own.
 async fn catch_up_reads(app: &TestApp) -> u64 {
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix("chat_catch_up_reads_total "))
-        .map_or(0, |n| n.trim().parse().unwrap())
+    app.metric("chat_catch_up_reads_total").await as u64
 }
 
 /// A client that vanishes mid-replay (no close frame, just gone) stops the reading: the

@@ -114,6 +114,23 @@ fn init_test_logging() {
 }
 
 impl TestApp {
+    /// A number from `/metrics` (served beside the API): the sum of the series named `name`.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self
+            .client
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("/metrics is text");
+        text.lines()
+            .filter(|line| line.split([' ', '{']).next() == Some(name))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
     /// `/readyz`: its status and body.
     pub async fn readyz(&self) -> (u16, Value) {
         let response = self
