@@ -14,6 +14,7 @@ use super::{
     Event, PresenceChange, Revocations, RoomEvent, Typing, UserCache,
     inbox::Inboxes,
     interest::{Change, Interest, Topic},
+    shared::Shared,
 };
 
 /// What a room's subscribers hear.
@@ -31,7 +32,7 @@ pub enum RoomNews {
 const PRESENCE_BUFFER: usize = 256;
 
 pub struct Hub {
-    rooms: Mutex<HashMap<Uuid, broadcast::Sender<RoomNews>>>,
+    rooms: Mutex<HashMap<Uuid, broadcast::Sender<Shared<RoomNews>>>>,
     /// What this instance needs to hear, for an engine that routes by it.
     interest: Arc<Interest>,
     pub(super) inboxes: Mutex<Inboxes>,
@@ -168,20 +169,20 @@ impl Hub {
         let rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(sender) = rooms.get(&room_id) {
             // No receivers is fine: nobody here is subscribed.
-            let _ = sender.send(event);
+            let _ = sender.send(Shared::heard(event));
         }
     }
 }
 
 /// A room's events for one subscriber; the room's channel goes when its last subscriber does.
 pub struct RoomSubscription {
-    receiver: broadcast::Receiver<RoomNews>,
+    receiver: broadcast::Receiver<Shared<RoomNews>>,
     room_id: Uuid,
     hub: Arc<Hub>,
 }
 
 impl RoomSubscription {
-    pub async fn recv(&mut self) -> Result<RoomNews, broadcast::error::RecvError> {
+    pub async fn recv(&mut self) -> Result<Shared<RoomNews>, broadcast::error::RecvError> {
         self.receiver.recv().await
     }
 }

@@ -20,6 +20,7 @@ mod postgres;
 mod receive;
 mod revocation;
 pub(crate) mod seal;
+mod shared;
 mod wire;
 
 use std::sync::Arc;
@@ -35,6 +36,7 @@ pub use memory::MemoryBroker;
 pub use nats::NatsBroker;
 pub use postgres::{Listening, PgBroker};
 pub use revocation::{Revocations, SessionWatch};
+pub use shared::{Memo, Shared};
 
 use crate::entity::{
     message,

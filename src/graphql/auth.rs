@@ -5,7 +5,7 @@ use axum::http::header::SET_COOKIE;
 use secrecy::ExposeSecret;
 
 use super::{
-    guard::{Caller, SignedIn, caller_device, caller_ip, viewer},
+    guard::{SignedIn, caller, caller_device, caller_ip, viewer},
     state, to_int,
     user::User,
 };
@@ -61,9 +61,7 @@ impl Presented {
         if let Some(token) = argument {
             return Ok(Self::Argument(token));
         }
-        let cookie = ctx
-            .data_opt::<Caller>()
-            .and_then(|c| c.refresh_cookie.as_ref());
+        let cookie = caller(ctx).and_then(|c| c.refresh_cookie.as_ref());
         match cookie {
             Some(cookie) if cookie.csrf_header => {
                 Ok(Self::Cookie(cookie.token.expose_secret().to_owned()))
@@ -92,8 +90,7 @@ impl Presented {
     fn is_browser_session(&self, ctx: &Context<'_>) -> bool {
         match self {
             Self::Cookie(_) => true,
-            Self::Argument(token) => ctx
-                .data_opt::<Caller>()
+            Self::Argument(token) => caller(ctx)
                 .and_then(|c| c.refresh_cookie.as_ref())
                 .is_some_and(|cookie| cookie.token.expose_secret() == token),
         }

@@ -18,7 +18,7 @@ use super::{
     user::User,
 };
 use crate::{
-    broker::{self, Mine, PresenceChange, Typing},
+    broker::{self, Mine, PresenceChange, Shared, Typing},
     entity::room_event::{self, EventKind},
     error::{AppError, AppResult},
     service::chat::{After, ChatMessage, FeedItem, Subscriber},
@@ -466,7 +466,7 @@ impl EventSubscription {
         room_id: ID,
         after: Option<String>,
         #[graphql(default_with = "Some(false)")] presence: Option<bool>,
-    ) -> Result<impl Stream<Item = AppResult<RoomEvent>> + use<>, AppError> {
+    ) -> Result<impl Stream<Item = AppResult<Shared<RoomEvent>>> + use<>, AppError> {
         let room_id = parse_id("roomId", &room_id)?;
         let after = after
             .map(|cursor| {
@@ -485,10 +485,21 @@ impl EventSubscription {
         .await?;
         established(ctx);
         let presence = presence.unwrap_or(false);
-        let wanted = move |item: &AppResult<FeedItem>| {
-            future::ready(presence || !matches!(item, Ok(FeedItem::Presence(..))))
+        let wanted = move |item: &AppResult<Shared<FeedItem>>| {
+            future::ready(
+                presence
+                    || !matches!(
+                        item,
+                        Ok(Shared {
+                            item: FeedItem::Presence(..),
+                            ..
+                        })
+                    ),
+            )
         };
-        Ok(feed.filter(wanted).map(|item| item.map(RoomEvent::from)))
+        Ok(feed
+            .filter(wanted)
+            .map(|item| item.map(|shared| shared.map(RoomEvent::from))))
     }
 
     /// What the viewer's list of rooms needs, from all their rooms at once, from now on:
@@ -529,11 +540,17 @@ pub(super) fn subscriber(ctx: &Context<'_>) -> AppResult<Subscriber> {
 
 /// Keeps the messages of a room's event stream: `messageAdded` is that view of it.
 pub(super) fn messages_only(
-    events: impl Stream<Item = AppResult<FeedItem>>,
-) -> impl Stream<Item = AppResult<Arc<ChatMessage>>> {
+    events: impl Stream<Item = AppResult<Shared<FeedItem>>>,
+) -> impl Stream<Item = AppResult<Shared<Arc<ChatMessage>>>> {
     events.filter_map(|item| {
         future::ready(match item {
-            Ok(FeedItem::Event(broker::RoomEvent::Message(message))) => Some(Ok(message)),
+            Ok(Shared {
+                item: FeedItem::Event(broker::RoomEvent::Message(message)),
+                memo,
+            }) => Some(Ok(Shared {
+                item: message,
+                memo,
+            })),
             Ok(_) => None,
             Err(err) => Some(Err(err)),
         })

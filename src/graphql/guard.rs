@@ -6,6 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use async_graphql::{Context, Guard};
 use secrecy::SecretString;
 
+use super::shared::Selection;
 use crate::{
     entity::user::Role,
     error::{AppError, AppResult},
@@ -31,9 +32,18 @@ pub struct RefreshCookie {
     pub csrf_header: bool,
 }
 
+/// The request's caller. Every resolver reads it through here, so that a subscription knows
+/// when an answer may depend on who asked, and is not to be shared (`shared`).
+pub fn caller<'a>(ctx: &Context<'a>) -> Option<&'a Caller> {
+    if let Some(selection) = ctx.data_opt::<Selection>() {
+        selection.caller_read();
+    }
+    ctx.data_opt::<Caller>()
+}
+
 /// The signed-in viewer, or UNAUTHENTICATED saying why not (missing, expired, revoked...).
 pub fn viewer<'a>(ctx: &Context<'a>) -> AppResult<&'a Viewer> {
-    match ctx.data_opt::<Caller>().map(|c| &c.auth) {
+    match caller(ctx).map(|c| &c.auth) {
         Some(Ok(viewer)) => Ok(viewer),
         Some(Err(err)) => Err((*err).into()),
         None => Err(AuthError::Missing.into()),
@@ -42,20 +52,19 @@ pub fn viewer<'a>(ctx: &Context<'a>) -> AppResult<&'a Viewer> {
 
 /// The viewer if signed in, for fields that answer differently to strangers.
 pub fn viewer_opt<'a>(ctx: &Context<'a>) -> Option<&'a Viewer> {
-    ctx.data_opt::<Caller>().and_then(|c| c.auth.as_ref().ok())
+    caller(ctx).and_then(|c| c.auth.as_ref().ok())
 }
 
 /// The caller's address, for rate limits. Every transport sets it; unknown is 0.0.0.0.
 pub fn caller_ip(ctx: &Context<'_>) -> IpAddr {
-    ctx.data_opt::<Caller>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.ip)
+    caller(ctx).map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.ip)
 }
 
 /// Where the caller is, as a session it opens remembers.
 pub fn caller_device(ctx: &Context<'_>) -> Device {
     Device {
         ip: caller_ip(ctx),
-        user_agent: ctx.data_opt::<Caller>().and_then(|c| c.user_agent.clone()),
+        user_agent: caller(ctx).and_then(|c| c.user_agent.clone()),
     }
 }
 
@@ -63,8 +72,14 @@ pub struct SignedIn;
 
 impl Guard for SignedIn {
     async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
-        viewer(ctx)?;
-        Ok(())
+        // Not `viewer`: whether the caller is signed in is not who they are, and a
+        // subscription's answer shared with others (`shared`) is only ever shared between
+        // signed-in subscribers.
+        match ctx.data_opt::<Caller>().map(|c| &c.auth) {
+            Some(Ok(_)) => Ok(()),
+            Some(Err(err)) => Err(AppError::from(*err).into()),
+            None => Err(AppError::from(AuthError::Missing).into()),
+        }
     }
 }
 

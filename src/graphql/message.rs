@@ -21,6 +21,7 @@ use super::{
     user::User,
 };
 use crate::{
+    broker::Shared,
     domain::{ClientMsgId, Emoji, MessageBody, SearchText},
     entity::room,
     error::{AppError, AppResult},
@@ -494,7 +495,7 @@ impl MessageSubscription {
         ctx: &Context<'_>,
         room_id: ID,
         after: Option<String>,
-    ) -> Result<impl Stream<Item = AppResult<Message>> + use<>, AppError> {
+    ) -> Result<impl Stream<Item = AppResult<Shared<Message>>> + use<>, AppError> {
         let room_id = parse_id("roomId", &room_id)?;
         let after = after
             .map(|cursor| MessageCursor::decode_cursor(&cursor))
@@ -512,6 +513,6 @@ impl MessageSubscription {
         .await?;
         established(ctx);
         let feed = messages_only(feed);
-        Ok(feed.map(|item| item.map(Message::new)))
+        Ok(feed.map(|item| item.map(|shared| shared.map(Message::new))))
     }
 }

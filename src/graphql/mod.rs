@@ -12,6 +12,7 @@ pub mod pipeline;
 mod room;
 pub mod schema;
 mod session;
+pub mod shared;
 mod totp;
 mod user;
 

@@ -21,6 +21,58 @@ pub async fn seqs(ws: &mut Ws, id: &str, count: usize) -> Vec<i64> {
 }
 
 db_tests! {
+    async fn subscriptions_that_select_the_same_share_each_resolution_and_no_one_elses_view(db) {
+        const DOC: &str = "subscription S($r: ID!, $a: String, $body: Boolean!) { \
+            messageAdded(roomId: $r, after: $a) { seq body @include(if: $body) author { username } } }";
+        const EMAIL: &str = "subscription E($r: ID!) { \
+            messageAdded(roomId: $r) { seq author { username email } } }";
+        let app = spawn_app(&db).await;
+        let ann = app.register("ann").await;
+        let room = app.create_room(&ann, "shared", false).await;
+        let first = app.send_message(&ann, &room, "first").await;
+        let mut sockets = Vec::new();
+        // ben and cat select the same (ben's cursor says where his stream starts, not what
+        // an item looks like); dan the same document without bodies; ann and eve the
+        // author's email, which only ann may see.
+        for (name, doc, variables) in [
+            ("ben", DOC, json!({ "r": room, "a": first["cursor"], "body": true })),
+            ("cat", DOC, json!({ "r": room, "body": true })),
+            ("dan", DOC, json!({ "r": room, "body": false })),
+            ("eve", EMAIL, json!({ "r": room })),
+            ("ann", EMAIL, json!({ "r": room })),
+        ] {
+            let account = if name == "ann" { ann.clone() } else { app.register(name).await };
+            app.join_room(&account, &room).await.ok();
+            let mut ws = app.ws_ready(&account.access_token).await;
+            ws.subscribe("s", doc, variables).await;
+            ws.sync().await;
+            sockets.push((name, ws));
+        }
+        let resolved = r#"graphql_shared_resolutions_total{outcome="resolved"}"#;
+        let taken = r#"graphql_shared_resolutions_total{outcome="taken"}"#;
+        let (resolved_before, taken_before) = (app.metric(resolved).await, app.metric(taken).await);
+
+        for round in 1..=3 {
+            let body = format!("round {round}");
+            let sent = app.send_message(&ann, &room, &body).await;
+            for (name, ws) in &mut sockets {
+                let got = ws.next("s").await["data"]["messageAdded"].clone();
+                assert_eq!(got["seq"], sent["seq"], "{name}: {got}");
+                assert_eq!(got["author"]["username"], "ann", "{name}: {got}");
+                match *name {
+                    "ben" | "cat" => assert_eq!(got["body"], body.as_str(), "{name}: {got}"),
+                    "dan" => assert!(got.get("body").is_none(), "{name}: {got}"),
+                    "eve" => assert!(got["author"]["email"].is_null(), "{name}: {got}"),
+                    _ => assert_eq!(got["author"]["email"], "ann@example.com", "{name}: {got}"),
+                }
+            }
+        }
+        // Per message: one resolution for ben and cat, taken by the other; one for dan; one
+        // each for ann and eve. (Other tests of this process may add to both counters.)
+        assert!(app.metric(taken).await - taken_before >= 3.0, "nothing was shared");
+        assert!(app.metric(resolved).await - resolved_before >= 12.0);
+    }
+
     async fn new_messages_arrive_live(db) {
         let app = spawn_app(&db).await;
         let ann = app.register("ann").await;

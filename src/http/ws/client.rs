@@ -14,6 +14,7 @@
 use std::{
     net::IpAddr,
     pin::Pin,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -27,12 +28,17 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::{
     close::Close,
-    protocol::{ClientMessage, Protocol, ServerMessage, decode, encode, token_in},
+    protocol::{ClientMessage, Payload, Protocol, ServerMessage, decode, encode, token_in},
     sockets::Claim,
 };
 use crate::{
     error::AppError,
-    graphql::{Established, guard::Caller, pipeline::selected_operation},
+    graphql::{
+        Established,
+        guard::Caller,
+        pipeline::selected_operation,
+        shared::{Answer, Selection},
+    },
     http::{
         HttpState,
         wire::{RequestParams, is_request_error},
@@ -43,8 +49,15 @@ use crate::{
     },
 };
 
-/// A subscription's responses, then `None` when it ends (to send `complete`).
-type Results = BoxStream<'static, Option<Response>>;
+/// A subscription's results, then `None` when it ends (to send `complete`).
+type Results = BoxStream<'static, Option<Delivery>>;
+
+/// A response, and the answer it shares with other subscriptions if it does (whose payload
+/// is then serialized once for all of them).
+struct Delivery {
+    response: Response,
+    shared: Option<Arc<Answer>>,
+}
 
 /// Operations of one socket that may work on the database at once (a query or mutation, or a
 /// subscription replaying history); the others wait their turn. A replay holds a batch of
@@ -85,11 +98,13 @@ struct Session {
 type Step = Result<(), Close>;
 
 /// What woke the socket's task.
+// One at a time, handled at once: boxing a delivery would cost an allocation per delivery.
+#[allow(clippy::large_enum_variant)]
 enum Event {
     /// Shutdown, the session's revocation, the init timeout or the token's expiry.
     Ends(Close),
     Frame(Option<Result<Message, axum::Error>>),
-    Result(String, Option<Response>),
+    Result(String, Option<Delivery>),
     KeepAlive,
 }
 
@@ -307,8 +322,17 @@ impl Client {
             // read: see `Established`. Bounded, so that a database that hangs does not
             // keep the socket from its closing events.
             let established = Established::default();
-            let request = request.data(established.clone());
-            let mut results = self.http.schema.execute_stream(request).peekable();
+            let selection = Selection::of(&request);
+            let request = request.data(established.clone()).data(selection.clone());
+            let mut results = self
+                .http
+                .schema
+                .execute_stream(request)
+                .map(move |response| Delivery {
+                    response,
+                    shared: selection.take_shared(),
+                })
+                .peekable();
             let _ = tokio::time::timeout(ESTABLISHING, async {
                 tokio::select! {
                     () = established.0.cancelled() => {}
@@ -322,7 +346,10 @@ impl Client {
             let (schema, subscriber) = (self.http.schema.clone(), self.subscriber.clone());
             futures_util::stream::once(async move {
                 let _turn = subscriber.turn().await;
-                schema.execute(request).await
+                Delivery {
+                    response: schema.execute(request).await,
+                    shared: None,
+                }
             })
             .right_stream()
         };
@@ -382,10 +409,10 @@ impl Client {
         });
     }
 
-    async fn on_result(&mut self, id: String, result: Option<Response>) -> Step {
+    async fn on_result(&mut self, id: String, result: Option<Delivery>) -> Step {
         match result {
             // Refused before it ran (validation, variables): `error`, and no `complete`.
-            Some(response) if is_request_error(&response) => {
+            Some(Delivery { response, .. }) if is_request_error(&response) => {
                 self.subscriptions.remove(&id);
                 metrics::gauge!("ws_subscriptions").decrement(1.0);
                 self.send(ServerMessage::Error {
@@ -394,13 +421,18 @@ impl Client {
                 })
                 .await
             }
-            Some(response) => {
+            Some(Delivery { response, shared }) => {
                 metrics::counter!("ws_deliveries_total").increment(1);
-                self.send(ServerMessage::Next {
-                    id: &id,
-                    response: &response,
-                })
-                .await
+                // Errors and extensions are this response's own.
+                let shared =
+                    shared.filter(|_| response.errors.is_empty() && response.extensions.is_empty());
+                let payload = match &shared {
+                    Some(answer) => {
+                        Payload::Serialized(answer.payload(|| Payload::serialize(&response)))
+                    }
+                    None => Payload::of(&response),
+                };
+                self.send(ServerMessage::Next { id: &id, payload }).await
             }
             None => {
                 // Gone before `complete` goes out: the client may reuse the id as soon as it

@@ -5,7 +5,7 @@
 //! message names and in keep-alive; the connection logic is the same.
 use async_graphql::{Response, ServerError};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, value::RawValue};
 
 use crate::{
     http::{
@@ -111,7 +111,7 @@ pub enum ServerMessage<'a> {
     Pong,
     Next {
         id: &'a str,
-        response: &'a Response,
+        payload: Payload<'a>,
     },
     Error {
         id: &'a str,
@@ -124,6 +124,27 @@ pub enum ServerMessage<'a> {
     ConnectionError {
         message: &'a str,
     },
+}
+
+/// A result's payload: a response, or one serialized already (the same for every socket that
+/// shares it: `graphql::shared`).
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum Payload<'a> {
+    Response(WireResponse<'a>),
+    Serialized(&'a RawValue),
+}
+
+impl<'a> Payload<'a> {
+    pub fn of(response: &'a Response) -> Self {
+        Self::Response(WireResponse::new(response))
+    }
+
+    /// What `Serialized` holds, for a response.
+    pub fn serialize(response: &Response) -> Box<RawValue> {
+        serde_json::value::to_raw_value(&WireResponse::new(response))
+            .expect("responses always serialize")
+    }
 }
 
 #[derive(Serialize)]
@@ -152,12 +173,8 @@ pub fn encode(protocol: Protocol, message: ServerMessage<'_>) -> Option<String> 
         (Legacy, ServerMessage::KeepAlive) => json("ka", None, NO_PAYLOAD),
         (TransportWs, ServerMessage::Pong) => json("pong", None, NO_PAYLOAD),
         (Legacy, ServerMessage::Pong) => return None,
-        (TransportWs, ServerMessage::Next { id, response }) => {
-            json("next", Some(id), Some(WireResponse::new(response)))
-        }
-        (Legacy, ServerMessage::Next { id, response }) => {
-            json("data", Some(id), Some(WireResponse::new(response)))
-        }
+        (TransportWs, ServerMessage::Next { id, payload }) => json("next", Some(id), Some(payload)),
+        (Legacy, ServerMessage::Next { id, payload }) => json("data", Some(id), Some(payload)),
         (_, ServerMessage::Error { id, errors }) => json("error", Some(id), Some(errors)),
         (_, ServerMessage::Complete { id }) => json("complete", Some(id), NO_PAYLOAD),
         (TransportWs, ServerMessage::ConnectionError { .. }) => return None,

@@ -19,7 +19,7 @@ use super::{
     messages::with_author,
 };
 use crate::{
-    broker::{Event, RoomEvent, Topic},
+    broker::{Event, RoomEvent, Shared, Topic},
     entity::{
         membership::RoomRole,
         message, now, room,
@@ -48,7 +48,7 @@ impl Chat {
         room_id: Uuid,
         after: Option<After>,
         subscriber: Subscriber,
-    ) -> AppResult<impl Stream<Item = AppResult<FeedItem>> + use<>> {
+    ) -> AppResult<impl Stream<Item = AppResult<Shared<FeedItem>>> + use<>> {
         // Subscribe before reading where the room is: whatever commits after this is in the
         // channel, whatever committed before is in the database.
         let live = self.hub.subscribe(room_id);

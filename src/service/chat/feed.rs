@@ -31,7 +31,7 @@ use uuid::Uuid;
 
 use super::{Subscriber, events::events_from, messages::CATCH_UP_BATCH};
 use crate::{
-    broker::{PresenceChange, RoomEvent, RoomNews, RoomSubscription, Typing},
+    broker::{Memo, PresenceChange, RoomEvent, RoomNews, RoomSubscription, Shared, Typing},
     db::QUERY_DEADLINE,
     entity::{membership, room_event::LeaveReason},
     error::{AppError, AppResult},
@@ -90,14 +90,16 @@ struct State {
     mode: Mode,
     /// Why the viewer's membership must be read again before anything more is delivered.
     recheck: Option<Recheck>,
-    ready: VecDeque<FeedItem>,
+    /// Live items keep what their delivery shares (`broker::Shared`); replayed ones are
+    /// this subscriber's alone.
+    ready: VecDeque<Shared<FeedItem>>,
     /// Held while catching up, until the feed is live again.
     turn: Option<OwnedSemaphorePermit>,
     /// Why the feed ended, once everything ready before that has been delivered.
     failure: Option<AppError>,
 }
 
-pub fn feed(feed: Feed) -> impl Stream<Item = AppResult<FeedItem>> {
+pub fn feed(feed: Feed) -> impl Stream<Item = AppResult<Shared<FeedItem>>> {
     // Replay first what was already stored after the cursor, if anything was.
     let mode = if feed.next_seq <= feed.last_seq {
         Mode::CatchUp { until: None }
@@ -198,12 +200,16 @@ impl State {
         Err(AppError::Forbidden(reason))
     }
 
-    fn on_event(&mut self, news: Result<RoomNews, RecvError>) {
+    fn on_event(&mut self, news: Result<Shared<RoomNews>, RecvError>) {
+        let (news, memo) = match news {
+            Ok(Shared { item, memo }) => (Ok(item), memo),
+            Err(err) => (Err(err), Memo::default()),
+        };
         match news {
             Ok(RoomNews::Event(event)) => {
                 let seq = event.seq();
                 if seq == self.feed.next_seq {
-                    self.deliver(event);
+                    self.deliver(Shared { item: event, memo });
                 } else if seq > self.feed.next_seq {
                     // A gap. Seqs are assigned in commit order, so everything up to this one
                     // is committed: read it all from the database.
@@ -214,13 +220,19 @@ impl State {
             }
             // One's own typing is not news to oneself.
             Ok(RoomNews::Typing(typing)) if typing.user_id != self.feed.viewer_id => {
-                self.ready.push_back(FeedItem::Typing(typing));
+                self.ready.push_back(Shared {
+                    item: FeedItem::Typing(typing),
+                    memo,
+                });
             }
             Ok(RoomNews::Typing(_)) => {}
             // Nor is one's own presence: a socket is open to hear it.
             Ok(RoomNews::Presence(change)) if change.user_id != self.feed.viewer_id => {
                 let room_id = self.feed.room_id;
-                self.ready.push_back(FeedItem::Presence(room_id, change));
+                self.ready.push_back(Shared {
+                    item: FeedItem::Presence(room_id, change),
+                    memo,
+                });
             }
             Ok(RoomNews::Presence(_)) => {}
             Ok(RoomNews::Deleted) => self.recheck = Some(Recheck::Deleted),
@@ -237,12 +249,12 @@ impl State {
     /// Queues the next event. The viewer's own departure is delivered, then ends the feed once
     /// the database confirms it: they may have joined again since, and the event may be an
     /// old one sent again.
-    fn deliver(&mut self, event: RoomEvent) {
-        self.feed.next_seq = event.seq() + 1;
-        if let Some(reason) = event.ended_membership_of(self.feed.viewer_id) {
+    fn deliver(&mut self, event: Shared<RoomEvent>) {
+        self.feed.next_seq = event.item.seq() + 1;
+        if let Some(reason) = event.item.ended_membership_of(self.feed.viewer_id) {
             self.recheck = Some(Recheck::Departed(reason));
         }
-        self.ready.push_back(FeedItem::Event(event));
+        self.ready.push_back(event.map(FeedItem::Event));
     }
 
     async fn read_batch(&mut self, until: Option<i64>) -> AppResult<()> {
@@ -258,7 +270,7 @@ impl State {
             if until.is_some_and(|until| event.seq() > until) {
                 break;
             }
-            self.deliver(event);
+            self.deliver(Shared::alone(event));
             if self.recheck.is_some() {
                 // The viewer left: nothing after that until the database says they are back.
                 return Ok(());

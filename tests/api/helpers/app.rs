@@ -114,7 +114,8 @@ fn init_test_logging() {
 }
 
 impl TestApp {
-    /// A number from `/metrics` (served beside the API): the sum of the series named `name`.
+    /// A number from `/metrics` (served beside the API): the sum of the series named `name`,
+    /// or one series, named with its labels (`name{label="value"}`).
     pub async fn metric(&self, name: &str) -> f64 {
         let text = self
             .client
@@ -126,7 +127,11 @@ impl TestApp {
             .await
             .expect("/metrics is text");
         text.lines()
-            .filter(|line| line.split([' ', '{']).next() == Some(name))
+            .filter(|line| match name.split_once('{') {
+                // One series: its name and labels as /metrics prints them.
+                Some(_) => line.split(' ').next() == Some(name),
+                None => line.split([' ', '{']).next() == Some(name),
+            })
             .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
     }
