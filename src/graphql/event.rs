@@ -14,6 +14,7 @@ use super::{
     pagination::cursor,
     parse_id,
     room::Room,
+    shared::unless_answered,
     state, to_int,
     user::User,
 };
@@ -497,9 +498,10 @@ impl EventSubscription {
                     ),
             )
         };
-        Ok(feed
+        let events = feed
             .filter(wanted)
-            .map(|item| item.map(|shared| shared.map(RoomEvent::from))))
+            .map(|item| item.map(|shared| shared.map(RoomEvent::from)));
+        Ok(unless_answered(ctx, events))
     }
 
     /// What the viewer's list of rooms needs, from all their rooms at once, from now on:

@@ -17,7 +17,9 @@ use super::{
         Connection, InvalidCursor, Page, Window, connection, cursor, decode_cursor, encode_cursor,
         page_cost,
     },
-    parse_id, state, to_int,
+    parse_id,
+    shared::unless_answered,
+    state, to_int,
     user::User,
 };
 use crate::{
@@ -136,18 +138,28 @@ impl Message {
 
     /// Each emoji reacted with, in the order they were first used.
     async fn reactions(&self, ctx: &Context<'_>) -> AppResult<Vec<Reaction>> {
-        let key = (self.row.message.id, viewer(ctx)?.user_id);
+        let id = self.row.message.id;
+        // The viewer's own reactions only when asked for: without them the answer is the same
+        // for everyone, and subscriptions share it (`shared`).
+        let viewer = match ctx.look_ahead().field("viewerHasReacted").exists() {
+            true => Some(viewer(ctx)?.user_id),
+            false => None,
+        };
         let (counts, mine) = match self.page.as_ref().and_then(|p| p.reactions.as_ref()) {
             Some((counts, mine)) => (
-                counts.get(&key.0).cloned().map(Arc::new),
-                mine.get(&key).cloned().map(Arc::new),
+                counts.get(&id).cloned().map(Arc::new),
+                viewer.and_then(|viewer| mine.get(&(id, viewer)).cloned().map(Arc::new)),
             ),
             None => {
                 let loaders = loaders(ctx)?;
-                let Some(counts) = loaders.reactions.load_one(key.0).await? else {
+                let Some(counts) = loaders.reactions.load_one(id).await? else {
                     return Ok(Vec::new());
                 };
-                (Some(counts), loaders.own_reactions.load_one(key).await?)
+                let mine = match viewer {
+                    Some(viewer) => loaders.own_reactions.load_one((id, viewer)).await?,
+                    None => None,
+                };
+                (Some(counts), mine)
             }
         };
         let mine = mine.as_deref().map(Vec::as_slice).unwrap_or_default();
@@ -512,7 +524,7 @@ impl MessageSubscription {
         ))
         .await?;
         established(ctx);
-        let feed = messages_only(feed);
-        Ok(feed.map(|item| item.map(|shared| shared.map(Message::new))))
+        let messages = messages_only(feed).map(|item| item.map(|shared| shared.map(Message::new)));
+        Ok(unless_answered(ctx, messages))
     }
 }

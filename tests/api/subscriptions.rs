@@ -23,7 +23,8 @@ pub async fn seqs(ws: &mut Ws, id: &str, count: usize) -> Vec<i64> {
 db_tests! {
     async fn subscriptions_that_select_the_same_share_each_resolution_and_no_one_elses_view(db) {
         const DOC: &str = "subscription S($r: ID!, $a: String, $body: Boolean!) { \
-            messageAdded(roomId: $r, after: $a) { seq body @include(if: $body) author { username } } }";
+            messageAdded(roomId: $r, after: $a) { \
+                seq body @include(if: $body) author { username } reactions { emoji count } } }";
         const EMAIL: &str = "subscription E($r: ID!) { \
             messageAdded(roomId: $r) { seq author { username email } } }";
         let app = spawn_app(&db).await;
@@ -71,6 +72,75 @@ db_tests! {
         // each for ann and eve. (Other tests of this process may add to both counters.)
         assert!(app.metric(taken).await - taken_before >= 3.0, "nothing was shared");
         assert!(app.metric(resolved).await - resolved_before >= 12.0);
+    }
+
+    async fn a_burst_reaches_every_subscription_of_one_selection_once_each_in_order(db) {
+        // Most of these take an answer another has resolved and serialized, and are spared
+        // async-graphql for it; what they are sent must still be every message, in order.
+        let app = spawn_app(&db).await;
+        let ann = app.register("ann").await;
+        let ben = app.register("ben").await;
+        let room = app.create_room(&ann, "burst", false).await;
+        app.join_room(&ben, &room).await.ok();
+        let mut sockets = Vec::new();
+        for _ in 0..8 {
+            let mut ws = app.ws_ready(&ben.access_token).await;
+            ws.message_added("s", &room, None).await;
+            ws.sync().await;
+            sockets.push(ws);
+        }
+        let mut events = app.ws_ready(&ben.access_token).await;
+        events.subscribe(
+            "e",
+            "subscription($r: ID!) { roomEvents(roomId: $r) { ... on MessageAdded { message { seq body } } } }",
+            json!({ "r": room }),
+        )
+        .await;
+        events.sync().await;
+
+        for i in 1..=30 {
+            app.send_message(&ann, &room, &format!("m{i}")).await;
+        }
+        let expected: Vec<i64> = (1..=30).collect();
+        for ws in &mut sockets {
+            assert_eq!(seqs(ws, "s", 30).await, expected);
+        }
+        for i in 1..=30 {
+            let event = events.next("e").await;
+            assert_eq!(event["data"]["roomEvents"]["message"]["seq"], i, "{event}");
+            assert_eq!(event["data"]["roomEvents"]["message"]["body"], format!("m{i}"));
+        }
+    }
+
+    async fn two_subscriptions_of_a_socket_to_one_selection_each_get_every_message(db) {
+        // The socket handles one subscription's item, and sends it, before the other's: so
+        // the other finds the answer serialized already and sends that, under its own id.
+        const DOC: &str = "subscription($r: ID!) { messageAdded(roomId: $r) { seq body } }";
+        let app = spawn_app(&db).await;
+        let ann = app.register("ann").await;
+        let room = app.create_room(&ann, "twice", false).await;
+        let mut ws = app.ws_ready(&ann.access_token).await;
+        ws.subscribe("a", DOC, json!({ "r": room })).await;
+        ws.subscribe("b", DOC, json!({ "r": room })).await;
+        ws.sync().await;
+
+        for i in 1..=10 {
+            app.send_message(&ann, &room, &format!("m{i}")).await;
+        }
+        let mut got: HashMap<String, Vec<i64>> = HashMap::new();
+        for _ in 0..20 {
+            let frame = ws.recv().await;
+            assert_eq!(frame["type"], "next", "{frame}");
+            let message = &frame["payload"]["data"]["messageAdded"];
+            let seq = message["seq"].as_i64().unwrap();
+            assert_eq!(message["body"], format!("m{seq}"), "{frame}");
+            got.entry(frame["id"].as_str().unwrap().into())
+                .or_default()
+                .push(seq);
+        }
+        let every: Vec<i64> = (1..=10).collect();
+        assert_eq!(got["a"], every);
+        assert_eq!(got["b"], every);
     }
 
     async fn new_messages_arrive_live(db) {

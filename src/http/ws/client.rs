@@ -14,11 +14,10 @@
 use std::{
     net::IpAddr,
     pin::Pin,
-    sync::Arc,
     time::{Duration, Instant},
 };
 
-use async_graphql::{Response, parser::types::OperationType};
+use async_graphql::parser::types::OperationType;
 use axum::extract::ws::{Message, WebSocket};
 use futures_util::{StreamExt, stream::BoxStream};
 use secrecy::{ExposeSecret, SecretString};
@@ -37,7 +36,7 @@ use crate::{
         Established,
         guard::Caller,
         pipeline::selected_operation,
-        shared::{Answer, Selection},
+        shared::{Delivery, Selection},
     },
     http::{
         HttpState,
@@ -51,13 +50,6 @@ use crate::{
 
 /// A subscription's results, then `None` when it ends (to send `complete`).
 type Results = BoxStream<'static, Option<Delivery>>;
-
-/// A response, and the answer it shares with other subscriptions if it does (whose payload
-/// is then serialized once for all of them).
-struct Delivery {
-    response: Response,
-    shared: Option<Arc<Answer>>,
-}
 
 /// Operations of one socket that may work on the database at once (a query or mutation, or a
 /// subscription replaying history); the others wait their turn. A replay holds a batch of
@@ -324,14 +316,8 @@ impl Client {
             let established = Established::default();
             let selection = Selection::of(&request);
             let request = request.data(established.clone()).data(selection.clone());
-            let mut results = self
-                .http
-                .schema
-                .execute_stream(request)
-                .map(move |response| Delivery {
-                    response,
-                    shared: selection.take_shared(),
-                })
+            let mut results = selection
+                .deliveries(self.http.schema.execute_stream(request))
                 .peekable();
             let _ = tokio::time::timeout(ESTABLISHING, async {
                 tokio::select! {
@@ -346,7 +332,7 @@ impl Client {
             let (schema, subscriber) = (self.http.schema.clone(), self.subscriber.clone());
             futures_util::stream::once(async move {
                 let _turn = subscriber.turn().await;
-                Delivery {
+                Delivery::Response {
                     response: schema.execute(request).await,
                     shared: None,
                 }
@@ -412,7 +398,7 @@ impl Client {
     async fn on_result(&mut self, id: String, result: Option<Delivery>) -> Step {
         match result {
             // Refused before it ran (validation, variables): `error`, and no `complete`.
-            Some(Delivery { response, .. }) if is_request_error(&response) => {
+            Some(Delivery::Response { response, .. }) if is_request_error(&response) => {
                 self.subscriptions.remove(&id);
                 metrics::gauge!("ws_subscriptions").decrement(1.0);
                 self.send(ServerMessage::Error {
@@ -421,7 +407,7 @@ impl Client {
                 })
                 .await
             }
-            Some(Delivery { response, shared }) => {
+            Some(Delivery::Response { response, shared }) => {
                 metrics::counter!("ws_deliveries_total").increment(1);
                 // Errors and extensions are this response's own.
                 let shared =
@@ -432,6 +418,11 @@ impl Client {
                     }
                     None => Payload::of(&response),
                 };
+                self.send(ServerMessage::Next { id: &id, payload }).await
+            }
+            Some(Delivery::Answered(payload)) => {
+                metrics::counter!("ws_deliveries_total").increment(1);
+                let payload = Payload::Serialized(&payload);
                 self.send(ServerMessage::Next { id: &id, payload }).await
             }
             None => {

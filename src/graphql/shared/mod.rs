@@ -15,27 +15,35 @@
 //! response that had them). Anything else is resolved for each subscription, as before.
 //!
 //! What is shared is serialized once as well: the transport writes the same payload to every
-//! socket that took the answer, with its own subscription's id (`Answer::payload`).
+//! socket that took the answer, with its own subscription's id (`Answer::payload`). And once
+//! an answer is serialized, the subscriptions that come to it later do not run async-graphql
+//! for that item at all: their stream hands the payload to the transport directly
+//! (`Selection::unless_answered`, `Selection::deliveries`).
+mod key;
+
 use std::{
     borrow::Cow,
-    collections::{BTreeSet, HashMap},
-    convert::Infallible,
-    hash::{BuildHasher, Hash, Hasher},
+    collections::{HashMap, VecDeque},
     sync::{
         Arc, Mutex, OnceLock,
         atomic::{AtomicBool, Ordering},
     },
+    task::Poll,
 };
 
 use async_graphql::{
-    ContextSelectionSet, Name, OutputType, Positioned, Request, ServerResult, Value,
-    parser::types::{Field, FragmentDefinition, Selection as Node, SelectionSet},
-    registry::Registry,
+    Context, ContextSelectionSet, OutputType, Positioned, Request, Response, ServerResult, Value,
+    parser::types::Field, registry::Registry,
 };
+use futures_util::{Stream, stream};
 use serde_json::value::RawValue;
 use tokio::sync::OnceCell;
 
-use crate::broker::Shared;
+use self::key::Key;
+use crate::{
+    broker::{Memo, Shared},
+    error::AppResult,
+};
 
 /// Distinct selections one delivery keeps answers for; past that, the others resolve for
 /// themselves. Clients use a handful of documents; this bounds what a client that sends a
@@ -56,6 +64,24 @@ struct Selecting {
     caller_read: AtomicBool,
     /// The shared answer of the item resolved last, until the transport takes it.
     shared: Mutex<Option<Arc<Answer>>>,
+    /// Items' answers found serialized already, held for the transport, which sends them in
+    /// place of responses (`deliveries`).
+    answered: Mutex<VecDeque<Arc<RawValue>>>,
+}
+
+/// What the transport sends for one of a subscription's results.
+// One at a time per subscription, handed straight to the socket: boxing the response would
+// cost an allocation per response.
+#[allow(clippy::large_enum_variant)]
+pub enum Delivery {
+    /// async-graphql's response; with the answer it shares, if it does (its payload is then
+    /// serialized once for every subscription that takes it).
+    Response {
+        response: Response,
+        shared: Option<Arc<Answer>>,
+    },
+    /// The payload of an answer serialized already, for an item async-graphql was spared.
+    Answered(Arc<RawValue>),
 }
 
 impl Selection {
@@ -66,6 +92,7 @@ impl Selection {
             key: OnceLock::new(),
             caller_read: AtomicBool::new(false),
             shared: Mutex::new(None),
+            answered: Mutex::default(),
         }))
     }
 
@@ -74,62 +101,42 @@ impl Selection {
         self.0.caller_read.store(true, Ordering::Relaxed);
     }
 
-    /// The answer the item just resolved shares with other subscriptions, if it does. Items
-    /// are resolved one at a time, each as its stream is polled: the transport takes this as
-    /// it receives the item's response.
-    pub fn take_shared(&self) -> Option<Arc<Answer>> {
-        lock(&self.0.shared).take()
+    /// The transport's view of async-graphql's stream of `responses`: each with the answer it
+    /// shares, and the answers `unless_answered` held, in order.
+    pub fn deliveries(
+        self,
+        responses: impl Stream<Item = Response> + Send + 'static,
+    ) -> impl Stream<Item = Delivery> + Send + 'static {
+        let mut responses = Box::pin(responses);
+        // What a poll gave after the answers it held: it comes after them.
+        let mut later = None;
+        stream::poll_fn(move |cx| {
+            if let Some(answer) = lock(&self.0.answered).pop_front() {
+                return Poll::Ready(Some(Delivery::Answered(answer)));
+            }
+            if let Some(polled) = later.take() {
+                return polled;
+            }
+            let polled = responses.as_mut().poll_next(cx).map(|response| {
+                response.map(|response| Delivery::Response {
+                    response,
+                    shared: lock(&self.0.shared).take(),
+                })
+            });
+            match lock(&self.0.answered).pop_front() {
+                Some(answer) => {
+                    later = polled.is_ready().then_some(polled);
+                    Poll::Ready(Some(Delivery::Answered(answer)))
+                }
+                None => polled,
+            }
+        })
     }
 
     fn key(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> Arc<Key> {
         let this = &self.0;
-        this.key
-            .get_or_init(|| {
-                let (shape, names) = shape(&field.node.selection_set, &ctx.query_env.fragments);
-                let values: Vec<_> = names
-                    .iter()
-                    .map(|name| (name, ctx.query_env.variables.get(name)))
-                    .collect();
-                let shape = serde_json::to_string(&(shape, values)).unwrap_or_default();
-                Arc::new(Key::new(
-                    this.document.clone(),
-                    this.operation.clone(),
-                    shape,
-                ))
-            })
-            .clone()
-    }
-}
-
-/// A selection's identity: compared whole, hashed once.
-#[derive(PartialEq, Eq)]
-struct Key {
-    hash: u64,
-    document: Arc<str>,
-    operation: Option<String>,
-    /// What is left of the document's selection once `@skip` and `@include` have been
-    /// applied, and the values of the variables it uses (`shape`).
-    shape: String,
-}
-
-impl Key {
-    fn new(document: Arc<str>, operation: Option<String>, shape: String) -> Self {
-        static HASHER: OnceLock<std::hash::RandomState> = OnceLock::new();
-        let hash = HASHER
-            .get_or_init(Default::default)
-            .hash_one((&*document, &operation, &shape));
-        Self {
-            hash,
-            document,
-            operation,
-            shape,
-        }
-    }
-}
-
-impl Hash for Key {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.hash);
+        let key = || Key::of(this.document.clone(), this.operation.clone(), ctx, field);
+        this.key.get_or_init(|| Arc::new(key())).clone()
     }
 }
 
@@ -142,14 +149,26 @@ struct Answers(Mutex<HashMap<Arc<Key>, Arc<Answer>>>);
 pub struct Answer {
     /// Once resolved: `None` when it could not be shared.
     value: OnceCell<Option<Value>>,
-    payload: OnceLock<Box<RawValue>>,
+    payload: OnceLock<Arc<RawValue>>,
 }
 
 impl Answer {
     /// The response's payload as the socket writes it, serialized by the first socket to send
     /// it (`serialize`) and taken as it is by the others.
     pub fn payload(&self, serialize: impl FnOnce() -> Box<RawValue>) -> &RawValue {
-        self.payload.get_or_init(serialize)
+        self.payload.get_or_init(|| serialize().into())
+    }
+}
+
+impl Selecting {
+    /// The payload of the answer to the item of `memo` for this selection, if it is
+    /// serialized already (and so was shareable). Not before this subscription's first item:
+    /// that is when it learns its selection (`Selection::key`).
+    fn serialized(&self, memo: &Memo) -> Option<Arc<RawValue>> {
+        let key = self.key.get()?;
+        let answers = memo.get::<Answers>()?;
+        let answer = lock(&answers.0).get(key)?.clone();
+        answer.payload.get().cloned()
     }
 }
 
@@ -164,6 +183,42 @@ impl Answers {
         }
         Some(answers.entry(key.clone()).or_default().clone())
     }
+}
+
+/// A subscription's `items`, less those whose answer for its selection is serialized already
+/// (over a socket: `Selection`): those are held, in order, for `Selection::deliveries`, which
+/// sends them before whatever async-graphql's stream gives after them. Only the items' own
+/// stream says `Pending` (and so wakes the task when there is more): async-graphql polls
+/// what it runs again only when woken.
+pub(super) fn unless_answered<T, S>(
+    ctx: &Context<'_>,
+    items: S,
+) -> impl Stream<Item = AppResult<Shared<T>>> + Send + 'static + use<T, S>
+where
+    T: Send + 'static,
+    S: Stream<Item = AppResult<Shared<T>>> + Send + 'static,
+{
+    let this = ctx
+        .data_opt::<Selection>()
+        .map(|selection| selection.0.clone());
+    let mut items = Box::pin(items);
+    stream::poll_fn(move |cx| {
+        loop {
+            let item = match items.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(item))) => item,
+                other => return other,
+            };
+            let Some((this, answer)) = this
+                .as_ref()
+                .and_then(|this| Some((this, this.serialized(&item.memo)?)))
+            else {
+                return Poll::Ready(Some(Ok(item)));
+            };
+            metrics::counter!("graphql_shared_resolutions_total", "outcome" => "taken")
+                .increment(1);
+            lock(&this.answered).push_back(answer);
+        }
+    })
 }
 
 impl<T: OutputType> OutputType for Shared<T> {
@@ -230,65 +285,6 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Errors the response has so far (a field's error goes there, and its value is `null`).
 fn errors(ctx: &ContextSelectionSet<'_>) -> usize {
     lock(&ctx.query_env.errors).len()
-}
-
-/// What a subscription's item selection is, in a document: where each of its selections
-/// stands in the text, and the names of the variables it uses. async-graphql applies `@skip`
-/// and `@include` before execution (they and what they skip are gone from the selection by
-/// now), so the same text can select differently: the places of what is left say what.
-fn shape(
-    selection: &Positioned<SelectionSet>,
-    fragments: &HashMap<Name, Positioned<FragmentDefinition>>,
-) -> (Vec<(usize, usize)>, BTreeSet<Name>) {
-    let (mut places, mut names) = (Vec::new(), BTreeSet::new());
-    let mut spread = BTreeSet::new();
-    let mut pending = vec![selection];
-    while let Some(set) = pending.pop() {
-        for item in &set.node.items {
-            places.push((item.pos.line, item.pos.column));
-            let directives = match &item.node {
-                Node::Field(field) => {
-                    for (_, value) in &field.node.arguments {
-                        used(&value.node, &mut names);
-                    }
-                    pending.push(&field.node.selection_set);
-                    &field.node.directives
-                }
-                Node::FragmentSpread(fragment) => {
-                    let name = &fragment.node.fragment_name.node;
-                    if spread.insert(name.clone())
-                        && let Some(definition) = fragments.get(name)
-                    {
-                        pending.push(&definition.node.selection_set);
-                        for directive in &definition.node.directives {
-                            for (_, value) in &directive.node.arguments {
-                                used(&value.node, &mut names);
-                            }
-                        }
-                    }
-                    &fragment.node.directives
-                }
-                Node::InlineFragment(fragment) => {
-                    pending.push(&fragment.node.selection_set);
-                    &fragment.node.directives
-                }
-            };
-            for directive in directives {
-                for (_, value) in &directive.node.arguments {
-                    used(&value.node, &mut names);
-                }
-            }
-        }
-    }
-    (places, names)
-}
-
-/// Adds the variables `value` uses to `names`.
-fn used(value: &async_graphql_value::Value, names: &mut BTreeSet<Name>) {
-    let _ = value.clone().into_const_with(|name| {
-        names.insert(name);
-        Ok::<_, Infallible>(Value::Null)
-    });
 }
 
 #[cfg(test)]
