@@ -2,7 +2,7 @@
 //! inboxes (`myEvents`), the revocation set (whose entries close the sockets of the sessions
 //! they name), and a signal telling subscribers to catch up from the database.
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -14,7 +14,7 @@ use super::{
     Event, PresenceChange, Revocations, RoomEvent, Typing, UserCache,
     inbox::Inboxes,
     interest::{Change, Interest, Topic},
-    shared::Shared,
+    shared::{Memo, Shared},
 };
 
 /// What a room's subscribers hear.
@@ -27,12 +27,19 @@ pub enum RoomNews {
     Deleted,
 }
 
+/// A room with subscribers here.
+struct Room {
+    sender: broadcast::Sender<Shared<RoomNews>>,
+    /// The memos of its latest deliveries (`Hub::RECENT`), oldest first.
+    recent: VecDeque<Memo>,
+}
+
 /// Announcements of presence changes held for the relay while it is busy; past that it misses
 /// some, as a subscriber misses what was said while it was away: presence is live only.
 const PRESENCE_BUFFER: usize = 256;
 
 pub struct Hub {
-    rooms: Mutex<HashMap<Uuid, broadcast::Sender<Shared<RoomNews>>>>,
+    rooms: Mutex<HashMap<Uuid, Room>>,
     /// What this instance needs to hear, for an engine that routes by it.
     interest: Arc<Interest>,
     pub(super) inboxes: Mutex<Inboxes>,
@@ -48,6 +55,11 @@ pub struct Hub {
 }
 
 impl Hub {
+    /// Deliveries to a room whose memos are kept (`broker::shared`): its subscribers handle
+    /// a delivery within moments of each other unless they have fallen behind, and what a
+    /// memo holds is a few copies of the event (answers and payloads, per selection).
+    const RECENT: usize = 32;
+
     pub fn new(
         revocations: Arc<Revocations>,
         room_buffer: usize,
@@ -74,8 +86,12 @@ impl Hub {
             .entry(room_id)
             .or_insert_with(|| {
                 self.interest.take(Topic::Room(room_id));
-                broadcast::channel(self.room_buffer).0
+                Room {
+                    sender: broadcast::channel(self.room_buffer).0,
+                    recent: VecDeque::with_capacity(Self::RECENT + 1),
+                }
             })
+            .sender
             .subscribe();
         RoomSubscription {
             receiver,
@@ -166,10 +182,17 @@ impl Hub {
     }
 
     fn send_to_room(&self, room_id: Uuid, event: RoomNews) {
-        let rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(sender) = rooms.get(&room_id) {
+        let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(room) = rooms.get_mut(&room_id) {
+            let delivery = Shared::heard(event);
+            room.recent.push_back(delivery.memo.clone());
+            if room.recent.len() > Self::RECENT
+                && let Some(old) = room.recent.pop_front()
+            {
+                old.forget();
+            }
             // No receivers is fine: nobody here is subscribed.
-            let _ = sender.send(Shared::heard(event));
+            let _ = room.sender.send(delivery);
         }
     }
 }
@@ -194,10 +217,34 @@ impl Drop for RoomSubscription {
         // count cannot change under us.
         if rooms
             .get(&self.room_id)
-            .is_some_and(|sender| sender.receiver_count() <= 1)
+            .is_some_and(|room| room.sender.receiver_count() <= 1)
         {
             rooms.remove(&self.room_id);
             self.hub.interest.release(Topic::Room(self.room_id));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::inbox::tests::hub;
+
+    #[tokio::test]
+    async fn a_room_keeps_the_memos_of_its_latest_deliveries_only() {
+        let hub = hub(1024);
+        let room_id = Uuid::now_v7();
+        let mut subscription = hub.subscribe(room_id);
+        for _ in 0..=Hub::RECENT {
+            hub.send_to_room(room_id, RoomNews::Deleted);
+        }
+        let mut kept = Vec::new();
+        for _ in 0..=Hub::RECENT {
+            let delivery = subscription.recv().await.unwrap();
+            kept.push(delivery.memo.get::<()>().is_some());
+        }
+        // The oldest is forgotten; the latest `RECENT` still have a place.
+        assert!(!kept[0]);
+        assert!(kept[1..].iter().all(|&kept| kept));
     }
 }

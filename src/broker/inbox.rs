@@ -315,7 +315,7 @@ impl Inboxes {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::time::Duration;
 
     use super::*;
@@ -342,7 +342,7 @@ mod tests {
         fn forget_all(&self) {}
     }
 
-    fn hub(buffer: usize) -> Arc<Hub> {
+    pub(in crate::broker) fn hub(buffer: usize) -> Arc<Hub> {
         let revocations = Arc::new(Revocations::new(Duration::from_secs(60)));
         Hub::new(revocations, buffer, Arc::new(NoUsers))
     }

@@ -3,10 +3,16 @@
 //! work out the same answer from it. So the delivery carries a place for that answer: the
 //! first receiver works it out and the others take it (`graphql::shared`). The broker only
 //! carries the place; what is kept in it is the reader's.
+//!
+//! A delivery stays in its room's channel until its last subscriber has it, and a slow one
+//! may be a thousand behind; what the place holds (a selection's answer and its payload,
+//! for a few selections) would stay as long. So the hub keeps the places of a room's latest
+//! deliveries only (`Hub::RECENT`) and forgets older ones: a subscriber that comes to a
+//! delivery that late works its answer out itself.
 use std::{
     any::Any,
     fmt,
-    sync::{Arc, OnceLock},
+    sync::{Arc, Mutex},
 };
 
 /// An item, with what its receivers keep beside it.
@@ -30,7 +36,7 @@ impl<T> Shared<T> {
     pub(super) fn heard(item: T) -> Self {
         Self {
             item,
-            memo: Memo(Some(Arc::default())),
+            memo: Memo(Some(Arc::new(Mutex::new(Place::Empty)))),
         }
     }
 
@@ -44,16 +50,38 @@ impl<T> Shared<T> {
 
 /// One value of the reader's type, made by the first receiver that asks for it.
 #[derive(Clone, Default)]
-pub struct Memo(Option<Arc<OnceLock<Arc<dyn Any + Send + Sync>>>>);
+pub struct Memo(Option<Arc<Mutex<Place>>>);
+
+enum Place {
+    Empty,
+    Kept(Arc<dyn Any + Send + Sync>),
+    /// Too old to keep anything (see the top).
+    Forgotten,
+}
 
 impl Memo {
     /// The delivery's `K`, the same for each of its receivers; `None` for an item that only
-    /// one receiver sees.
+    /// one receiver sees, or one the hub has forgotten.
     pub fn get<K: Any + Send + Sync + Default>(&self) -> Option<Arc<K>> {
-        let place = self.0.as_ref()?;
-        let kept = place.get_or_init(|| Arc::new(K::default()));
+        let mut place = self.0.as_ref()?.lock().unwrap_or_else(|e| e.into_inner());
+        let kept = match &*place {
+            Place::Kept(kept) => kept.clone(),
+            Place::Empty => {
+                let kept: Arc<dyn Any + Send + Sync> = Arc::new(K::default());
+                *place = Place::Kept(kept.clone());
+                kept
+            }
+            Place::Forgotten => return None,
+        };
         // One reader keeps one type there (every subscription reads its items the same way).
-        kept.clone().downcast().ok()
+        kept.downcast().ok()
+    }
+
+    /// Drops what the place holds, and keeps nothing more.
+    pub(super) fn forget(&self) {
+        if let Some(place) = &self.0 {
+            *place.lock().unwrap_or_else(|e| e.into_inner()) = Place::Forgotten;
+        }
     }
 }
 
@@ -94,5 +122,8 @@ mod tests {
             0
         );
         assert!(Shared::alone("news").memo.get::<Count>().is_none());
+        // Forgotten, it holds nothing, and makes nothing anew.
+        a.memo.forget();
+        assert!(b.memo.get::<Count>().is_none());
     }
 }

@@ -47,8 +47,9 @@ use crate::{
 
 /// Distinct selections one delivery keeps answers for; past that, the others resolve for
 /// themselves. Clients use a handful of documents; this bounds what a client that sends a
-/// new variable value with every subscription can make each delivery hold.
-const MAX_SELECTIONS: usize = 16;
+/// new variable value with every subscription can make each delivery hold (and the hub
+/// keeps the memos of a room's latest deliveries only: `broker::shared`).
+const MAX_SELECTIONS: usize = 8;
 
 /// What a subscription selects, in its request's data (set by the transport, which keeps a
 /// clone to learn which answers were shared).
