@@ -40,7 +40,7 @@ impl Key {
         Self::new(document, operation, shape)
     }
 
-    fn new(document: Arc<str>, operation: Option<String>, shape: String) -> Self {
+    pub(super) fn new(document: Arc<str>, operation: Option<String>, shape: String) -> Self {
         static HASHER: OnceLock<std::hash::RandomState> = OnceLock::new();
         let hash = HASHER
             .get_or_init(Default::default)

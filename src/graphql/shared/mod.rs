@@ -290,7 +290,28 @@ fn errors(ctx: &ContextSelectionSet<'_>) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
+    use std::{path::Path, sync::Arc};
+
+    use super::{Answers, Key, MAX_SELECTIONS};
+
+    /// Each subscription may bring a selection of its own (a new variable value each time);
+    /// a delivery keeps answers for the first few, at 10 and 1,000 times that as at it.
+    #[test]
+    fn a_delivery_keeps_answers_for_a_bounded_number_of_selections() {
+        for selections in [MAX_SELECTIONS, MAX_SELECTIONS * 10, MAX_SELECTIONS * 1000] {
+            let answers = Answers::default();
+            let document: Arc<str> = "subscription { messageAdded { seq } }".into();
+            let kept = (0..selections)
+                .map(|i| Arc::new(Key::new(document.clone(), None, i.to_string())))
+                .filter(|key| answers.of(key).is_some())
+                .count();
+            assert_eq!(kept, MAX_SELECTIONS);
+            assert_eq!(answers.0.lock().unwrap().len(), MAX_SELECTIONS);
+            // One already kept is found again, past the bound.
+            let first = Arc::new(Key::new(document.clone(), None, "0".into()));
+            assert!(answers.of(&first).is_some());
+        }
+    }
 
     /// An answer is shared when its resolution did not read the caller, which `guard::caller`
     /// notices: a resolver that read `Caller` from the context itself would go unnoticed,
