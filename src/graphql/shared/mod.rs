@@ -215,8 +215,7 @@ where
             else {
                 return Poll::Ready(Some(Ok(item)));
             };
-            metrics::counter!("graphql_shared_resolutions_total", "outcome" => "taken")
-                .increment(1);
+            counted("taken");
             lock(&this.answered).push_back(answer);
         }
     })
@@ -273,10 +272,15 @@ impl<T: OutputType> OutputType for Shared<T> {
             // Resolved by another subscription, for itself alone.
             (None, None) => (self.item.resolve(ctx, field).await, "resolved"),
         };
-        metrics::counter!("graphql_shared_resolutions_total", "outcome" => how).increment(1);
+        counted(how);
         *lock(&this.shared) = shared.is_some().then_some(answer);
         outcome
     }
+}
+
+/// One subscription item, `resolved` for it or `taken` from another.
+fn counted(outcome: &'static str) {
+    metrics::counter!("graphql_shared_resolutions_total", "outcome" => outcome).increment(1);
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
