@@ -109,14 +109,15 @@ impl Selection {
         responses: impl Stream<Item = Response> + Send + 'static,
     ) -> impl Stream<Item = Delivery> + Send + 'static {
         let mut responses = Box::pin(responses);
-        // What a poll gave after the answers it held: it comes after them.
-        let mut later = None;
+        // What a poll gave after the answers it held: it comes after them. Boxed, as it is
+        // rare, and inline it would be part of every subscription's state.
+        let mut later: Option<Box<Option<Delivery>>> = None;
         stream::poll_fn(move |cx| {
             if let Some(answer) = lock(&self.0.answered).pop_front() {
                 return Poll::Ready(Some(Delivery::Answered(answer)));
             }
             if let Some(polled) = later.take() {
-                return polled;
+                return Poll::Ready(*polled);
             }
             let polled = responses.as_mut().poll_next(cx).map(|response| {
                 response.map(|response| Delivery::Response {
@@ -126,7 +127,9 @@ impl Selection {
             });
             match lock(&self.0.answered).pop_front() {
                 Some(answer) => {
-                    later = polled.is_ready().then_some(polled);
+                    if let Poll::Ready(polled) = polled {
+                        later = Some(Box::new(polled));
+                    }
                     Poll::Ready(Some(Delivery::Answered(answer)))
                 }
                 None => polled,

@@ -199,7 +199,8 @@ impl Client {
         // The subscriptions end now, not after the goodbye: their feeds stop reading.
         metrics::gauge!("ws_subscriptions").decrement(self.subscriptions.len() as f64);
         self.subscriptions.clear();
-        self.finish(outcome).await;
+        // Boxed: the goodbye's state is needed once, not by every idle socket's task.
+        Box::pin(self.finish(outcome)).await;
         metrics::gauge!("ws_connections").decrement(1.0);
     }
 
@@ -318,31 +319,33 @@ impl Client {
             let request = request.data(established.clone()).data(selection.clone());
             let mut results = selection
                 .deliveries(self.http.schema.execute_stream(request))
-                .peekable();
-            let _ = tokio::time::timeout(ESTABLISHING, async {
+                .fuse();
+            let first = tokio::time::timeout(ESTABLISHING, async {
                 tokio::select! {
-                    () = established.0.cancelled() => {}
-                    _ = Pin::new(&mut results).peek() => {}
+                    () = established.0.cancelled() => None,
+                    first = results.next() => first,
                 }
             })
-            .await;
-            results.boxed().left_stream()
+            .await
+            .ok()
+            .flatten();
+            // Boxed: the result of a subscription that failed at once is rare, and inline
+            // it would be part of every subscription's state.
+            ending(first.map(Box::new), results)
         } else {
             // A query or mutation takes one of the socket's turns while it runs.
             let (schema, subscriber) = (self.http.schema.clone(), self.subscriber.clone());
-            futures_util::stream::once(async move {
-                let _turn = subscriber.turn().await;
-                Delivery::Response {
-                    response: schema.execute(request).await,
-                    shared: None,
-                }
-            })
-            .right_stream()
+            ending(
+                None,
+                futures_util::stream::once(async move {
+                    let _turn = subscriber.turn().await;
+                    Delivery::Response {
+                        response: schema.execute(request).await,
+                        shared: None,
+                    }
+                }),
+            )
         };
-        let results = results
-            .map(Some)
-            .chain(futures_util::stream::once(async { None }))
-            .boxed();
         self.subscriptions.insert(id, results);
         metrics::gauge!("ws_subscriptions").increment(1.0);
         Ok(())
@@ -453,6 +456,22 @@ impl Client {
             Err(_) => Err(Close::Stalled),
         }
     }
+}
+
+/// A subscription's results as the socket takes them: `first` (what establishing it gave
+/// already, if anything), the `rest`, then `None` to send `complete`. One allocation per
+/// subscription, of what an idle one holds: each kind of operation is boxed apart, so that a
+/// subscription's state is not sized by a query's execution.
+fn ending(
+    first: Option<Box<Delivery>>,
+    rest: impl futures_util::Stream<Item = Delivery> + Send + 'static,
+) -> Results {
+    futures_util::stream::iter(first)
+        .map(|first| *first)
+        .chain(rest)
+        .map(Some)
+        .chain(futures_util::stream::once(std::future::ready(None)))
+        .boxed()
 }
 
 /// Whether a read failed on a message over the size limit. The error is tungstenite's, under

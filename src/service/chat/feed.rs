@@ -138,7 +138,8 @@ impl State {
         if let Some(why) = self.recheck
             && matches!(self.mode, Mode::CatchUp { .. } | Mode::Live)
         {
-            return self.check_membership(why).await;
+            // Boxed, like a batch's read: see `read_batch`.
+            return Box::pin(self.check_membership(why)).await;
         }
         match self.mode {
             Mode::CatchUp { until } => {
