@@ -18,7 +18,7 @@ use std::{
 };
 
 use async_graphql::parser::types::OperationType;
-use axum::extract::ws::{Message, WebSocket};
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use futures_util::{StreamExt, stream::BoxStream};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::time::sleep_until;
@@ -142,11 +142,13 @@ impl Client {
 
     pub async fn run(mut self) {
         metrics::gauge!("ws_connections").increment(1.0);
-        let config = self.http.state.config.ws.clone();
+        let (init_timeout, every) = {
+            let config = &self.http.state.config.ws;
+            (config.init_timeout, config.keepalive)
+        };
         // One timer: the init timeout until `connection_ack`, then the token's expiry.
-        self.deadline = Instant::now() + config.init_timeout;
-        let mut keepalive =
-            tokio::time::interval_at((Instant::now() + config.keepalive).into(), config.keepalive);
+        self.deadline = Instant::now() + init_timeout;
+        let mut keepalive = tokio::time::interval_at((Instant::now() + every).into(), every);
         // A token of this socket's own: polling it costs nothing shared with other sockets.
         let shutdown = self.http.state.shutdown.child_token().cancelled_owned();
         let fell_behind = self.subscriber.fell_behind();
@@ -174,10 +176,11 @@ impl Client {
                 event = io(&mut self.socket, &mut self.subscriptions, &mut keepalive, signed_in) => event,
             };
             // Handlers are boxed so that their (large) state is not part of every idle socket's
-            // task, only of the one handling a message.
+            // task, only of the one handling a message; and they take what they handle by
+            // value, so that the event itself is not kept across their await either.
             let step = match event {
                 Event::Ends(close) => Err(close),
-                Event::Frame(Some(Ok(Message::Text(text)))) => Box::pin(self.on_text(&text)).await,
+                Event::Frame(Some(Ok(Message::Text(text)))) => Box::pin(self.on_text(text)).await,
                 Event::Frame(Some(Ok(Message::Binary(_)))) => Err(Close::BadMessage(
                     "binary messages are not supported".into(),
                 )),
@@ -190,7 +193,7 @@ impl Client {
                     break Ok(());
                 }
                 Event::Result(id, result) => Box::pin(self.on_result(id, result)).await,
-                Event::KeepAlive => self.send(ServerMessage::KeepAlive).await,
+                Event::KeepAlive => Box::pin(self.send(ServerMessage::KeepAlive)).await,
             };
             if let Err(close) = step {
                 break Err(close);
@@ -248,8 +251,8 @@ impl Client {
         let _ = tokio::time::timeout_at(deadline, drained).await;
     }
 
-    async fn on_text(&mut self, text: &str) -> Step {
-        match decode(self.protocol, text).map_err(Close::BadMessage)? {
+    async fn on_text(&mut self, text: Utf8Bytes) -> Step {
+        match decode(self.protocol, &text).map_err(Close::BadMessage)? {
             ClientMessage::ConnectionInit(payload) => self.on_init(payload).await,
             ClientMessage::Ping(payload) => self.on_ping(payload).await,
             ClientMessage::Pong => Ok(()),

@@ -17,10 +17,11 @@ use secrecy::SecretString;
 use super::HttpState;
 use protocol::Protocol;
 
-/// tungstenite reserves 128 KiB per socket for reading by default. Messages from clients are
-/// small (init, subscribe, ping: a few hundred bytes), and a larger one grows the buffer as
-/// needed, so an idle socket need not hold more.
-const READ_BUFFER: usize = 1024;
+/// tungstenite reserves 128 KiB per socket for reading by default, and keeps what it reserved
+/// for the socket's life. Messages from clients are small (init, subscribe, ping: a few
+/// hundred bytes), and a larger one grows the buffer to its size, so an idle socket holds
+/// about its largest message.
+const READ_BUFFER: usize = 256;
 
 /// `cookie`: the refresh token of a browser session, for a `connection_init` with no token.
 pub fn upgrade(
