@@ -103,7 +103,6 @@ impl AppState {
         chat.clone().keep_presence(shutdown.clone(), &tasks);
         auth.clone()
             .purge_periodically(config.auth.purge_interval, shutdown.clone());
-        crate::os::spawn_trimmer(shutdown.clone());
         Ok(Self {
             config: Arc::new(config),
             db,
