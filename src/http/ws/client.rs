@@ -332,8 +332,8 @@ impl Client {
             .await
             .ok()
             .flatten();
-            // Boxed: the result of a subscription that failed at once is rare, and inline
-            // it would be part of every subscription's state.
+            // Boxed: a result that comes before the subscription is established (mostly a
+            // refusal) is rare, and inline it would be part of every subscription's state.
             ending(first.map(Box::new), results)
         } else {
             // A query or mutation takes one of the socket's turns while it runs.
