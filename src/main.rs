@@ -39,7 +39,7 @@ const THREAD_STACK_BYTES: usize = 8 * 1024 * 1024;
 
 /// jemalloc rather than glibc's allocator. A subscribed socket keeps a few dozen small blocks
 /// for its life, allocated amid the larger ones its set-up frees at once; glibc can give back
-/// only whole free pages of what it keeps, and kept 30–34 KiB of memory per idle socket
+/// only whole free pages of what it keeps, and kept 20–34 KiB of memory per idle socket
 /// against jemalloc's 16–21 KiB (after set-up, at 2,000 sockets). jemalloc also takes 14%
 /// fewer instructions per request. Measured in `BENCHMARKS.md` (issue 17).
 #[cfg(not(target_env = "msvc"))]
